@@ -1,0 +1,38 @@
+# Vigil: `make demo` starts everything on this machine; `make test` runs every test.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install services services-stop migrate demo test bench clean
+
+install: .venv/.installed
+
+.venv/.installed: requirements.txt
+	@command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
+	@test -x $(PY) || python3 -m venv .venv || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv .venv; }
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+services: install
+	$(PY) -m config.services start
+
+services-stop:
+	@test -x $(PY) && $(PY) -m config.services stop || true
+
+migrate: services
+	$(PY) manage.py migrate_tenants
+
+demo: install
+	$(PY) -m config.services start
+	$(PY) -m config.demo
+
+test: install
+	$(PY) -m config.services start --fast
+	$(PY) -m pytest -c tests/pytest.ini $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m config.services start
+	$(PY) bench/provision.py --quick
+
+clean: services-stop
+	rm -rf .run staticfiles

@@ -1,0 +1,96 @@
+"""`make demo`: migrate, provision the demo tenant, start web + worker + beat, print where.
+
+Runs after `python -m config.services start`. Ctrl-C stops every process it started (the
+database and Redis keep running; `make services-stop` stops them).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PY = sys.executable
+DEMO_PASSWORD = os.environ.get("VIGIL_DEMO_PASSWORD", "vigil-demo-pass")
+OPERATOR = "operator@localhost"
+TENANT_DOMAIN = "acme.localhost"
+ADMIN = "admin@acme.localhost"
+
+
+def manage(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PY, "manage.py", *args], cwd=BASE_DIR, env=env, check=check, text=True,
+                          capture_output=not check)
+
+
+def main() -> int:
+    port = os.environ.get("VIGIL_HTTP_PORT", "8000")
+    web_workers = os.environ.get("VIGIL_WEB_WORKERS", "3")
+    env = {**os.environ, "VIGIL_HTTP_PORT": port, "PYTHONUNBUFFERED": "1"}
+
+    print("== migrating (public, tenants and spare schemas) ==", flush=True)
+    manage("migrate_tenants", env=env)
+    print("== warm pool ==", flush=True)
+    manage("fill_spare_pool", env=env)
+
+    listed = manage("list_tenants", "--json", env=env, check=False)
+    if f'"{TENANT_DOMAIN}"' not in listed.stdout:
+        manage("provision_tenant", "--name", "Acme Support", "--domain", TENANT_DOMAIN, "--tier", "professional",
+               "--admin-email", ADMIN, "--admin-password", DEMO_PASSWORD, "--demo", env=env)
+    operator_env = {**env, "DJANGO_SUPERUSER_PASSWORD": DEMO_PASSWORD}
+    manage("createsuperuser", "--noinput", "--username", OPERATOR, "--email", OPERATOR, env=operator_env,
+           check=False)  # exists already on a second run
+
+    procs = {
+        "web": subprocess.Popen([PY, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+                                 "--port", port, "--workers", web_workers, "--no-access-log"],
+                                cwd=BASE_DIR, env=env),
+        "worker": subprocess.Popen([PY, "-m", "celery", "-A", "config", "worker", "-Q", "steps,housekeeping",
+                                    "-c", "2", "--loglevel", "INFO"], cwd=BASE_DIR, env=env),
+        "beat": subprocess.Popen([PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
+                                  "--schedule", str(BASE_DIR / ".run" / "celerybeat-schedule")],
+                                 cwd=BASE_DIR, env=env),
+    }
+    time.sleep(2)
+    print(f"""
+== Vigil demo is running ==
+  Tenant admin (Acme):  http://{TENANT_DOMAIN}:{port}/admin/
+      admin     {ADMIN} / {DEMO_PASSWORD}
+      reviewer  reviewer@{TENANT_DOMAIN} / {DEMO_PASSWORD}
+      viewer    viewer@{TENANT_DOMAIN} / {DEMO_PASSWORD}
+  Operators' admin:     http://localhost:{port}/admin/
+      operator  {OPERATOR} / {DEMO_PASSWORD}
+  API docs:             http://{TENANT_DOMAIN}:{port}/api/docs/
+  Health:               http://localhost:{port}/healthz   http://localhost:{port}/readyz
+  Processes: web (uvicorn, {web_workers} workers), celery worker (queues steps, housekeeping), celery beat
+  Ctrl-C stops them; `make services-stop` stops PostgreSQL and Redis.
+""", flush=True)
+
+    def stop(*_: object) -> None:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        print("demo stopped", flush=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; stopping the demo", file=sys.stderr, flush=True)
+                stop()
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The base of every domain error, and the one DRF exception handler that renders them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import status as http
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class VigilError(Exception):
+    """A refusal the caller can act on. ``code`` is stable; ``status`` is the HTTP status."""
+
+    code = "vigil_error"
+    status = http.HTTP_400_BAD_REQUEST
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, VigilError):
+        return Response({"code": exc.code, "detail": exc.detail, "extra": exc.extra}, status=exc.status)
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return Response({"code": "invalid", "detail": "invalid input", "extra": detail}, status=400)
+    return drf_exception_handler(exc, context)

