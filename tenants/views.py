@@ -1,7 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import views as auth_views
+from django.db import transaction
+from django.http import HttpResponse
 from django.urls import reverse_lazy
+
+from governance.actors import Actor
+from governance.services import audit_record
 
 
 class InvitationAcceptView(auth_views.PasswordResetConfirmView):
@@ -11,6 +18,13 @@ class InvitationAcceptView(auth_views.PasswordResetConfirmView):
     template_name = "tenants/invitation_accept.html"
     success_url = reverse_lazy("invitation_done")
     post_reset_login = False
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        with transaction.atomic():
+            response = super().form_valid(form)
+            audit_record(actor=Actor.for_user(form.user), verb="auth.invitation_accepted", target_type="user",
+                         target_id=form.user.pk, data={"username": form.user.get_username()})
+        return response
 
 
 class InvitationDoneView(auth_views.PasswordResetCompleteView):
