@@ -55,6 +55,7 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_filters",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -64,6 +65,7 @@ TENANT_APPS = [
     "django.contrib.admin",
     "guardian",
     "simple_history",
+    "rest_framework.authtoken",
     "governance",
     "agents",
     "hitl",
@@ -165,7 +167,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
     ],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend",
+                                "rest_framework.filters.OrderingFilter"],
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -184,13 +189,33 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "steps"
-CELERY_TASK_ROUTES = {"tenants.tasks.*": {"queue": "housekeeping"}}
+CELERY_TASK_ROUTES = {
+    "tenants.tasks.*": {"queue": "housekeeping"},
+    "agents.sweep_ack_deadlines": {"queue": "housekeeping"},
+    "agents.advance_task": {"queue": "steps"},
+}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# Redis redelivers an unacked message after this long; a step never takes near it, and the
+# database lease (Task.attempt) makes a redelivered duplicate harmless anyway.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("VIGIL_VISIBILITY_TIMEOUT", 3600)}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
+    "sweep-ack-deadlines": {
+        "task": "agents.sweep_ack_deadlines",
+        "schedule": float(env_int("VIGIL_SWEEP_SECONDS", 5)),
+    },
     "spare-pool-refill": {
         "task": "tenants.tasks.spare_pool_refill",
         "schedule": float(env_int("VIGIL_SPARE_POOL_REFILL_SECONDS", 30)),
     },
 }
+# Task execution: lease length, retries with exponential backoff and jitter.
+TASK_ACK_TIMEOUT_SECONDS = env_int("TASK_ACK_TIMEOUT_SECONDS", 30)
+TASK_MAX_RETRIES = env_int("TASK_MAX_RETRIES", 3)
+TASK_RETRY_BASE_DELAY = float(os.environ.get("TASK_RETRY_BASE_DELAY", "1.0"))
+TASK_RETRY_MAX_DELAY = float(os.environ.get("TASK_RETRY_MAX_DELAY", "60.0"))
+
 # Celery's Django fixup closes the connection around every task unless told to reuse it.
 CELERY_DB_REUSE_MAX = env_int("VIGIL_CELERY_DB_REUSE_MAX", 1000)
 

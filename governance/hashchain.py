@@ -30,10 +30,13 @@ def check_json_safe(value: Any, path: str = "data") -> None:
     """Refuse values whose JSON form would not survive a round trip unchanged."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{path}: non-finite number {value!r} cannot be audited")
+    # PostgreSQL's jsonb (which the generated columns are cast from) refuses \u0000.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{path}: NUL characters cannot be audited")
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{path}: keys must be strings, got {key!r}")
+            if not isinstance(key, str) or "\x00" in key:
+                raise ValueError(f"{path}: keys must be strings without NUL characters, got {key!r}")
             check_json_safe(item, f"{path}.{key}")
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):

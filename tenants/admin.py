@@ -14,6 +14,7 @@ from governance.admin import register_governance_admin
 from tenants import services
 from tenants.models import Domain, Tenant, TenantStatus
 from tenants.selectors import tenant_limits
+from tenants.tiers import validate_overrides
 
 
 class OperatorAdminSite(admin.AdminSite):
@@ -61,6 +62,12 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.display(description="Effective limits")
     def effective_limits(self, obj: Tenant) -> str:
+        try:
+            validate_overrides(obj.limit_overrides)
+        except ValueError:
+            # A refused edit re-renders the form with the rejected overrides still on the
+            # instance; the error is shown on that field, so show no limits rather than fail.
+            return "-"
         return ", ".join(f"{k}={v:,}" for k, v in tenant_limits(tenant=obj).as_dict().items())
 
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:

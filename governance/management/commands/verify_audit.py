@@ -34,7 +34,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{report.schema}: OK, {report.events} events, head {report.head_hash[:16]}… "
                                   f"({took:.2f}s)")
             else:
-                broken.append(report.schema)
+                broken.append(f"{report.schema} at seq {report.broken_seq}")
                 self.stdout.write(self.style.ERROR(
                     f"{report.schema}: BROKEN at seq {report.broken_seq}: {report.reason} "
                     f"({report.events} events verified before it)"))

@@ -1,0 +1,46 @@
+"""The effect ledger: exactly-once side effects under at-least-once delivery."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from agents.exceptions import EffectConflict, ToolError
+from agents.models import Effect, OutboxMessage, Task
+from agents.schemas import schema_errors
+from agents.tools import ToolSpec
+from governance.hashchain import canonical_json
+
+
+def arguments_hash(arguments: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(arguments).encode("utf-8")).hexdigest()
+
+
+def tool_run(*, task: Task, step_index: int, tool: ToolSpec, arguments: dict[str, Any],
+             idempotency_key: str) -> tuple[dict[str, Any], bool]:
+    """Run ``tool`` once for ``idempotency_key`` inside the caller's transaction.
+
+    A side-effecting tool runs only if no Effect holds the key; otherwise the stored result is
+    returned (second value True). The Effect row, its outbox message and the caller's step
+    commit together, so a crash before commit leaves no trace and a crash after it leaves the
+    key taken. Raises ToolError for invalid arguments and EffectConflict when the key was used
+    with other arguments."""
+    errors = schema_errors(arguments, tool.args_schema)
+    if errors:
+        raise ToolError(f"invalid arguments for {tool.name}: {errors}", fields=errors)
+    if not tool.has_side_effect:
+        return tool.run(arguments).result, False
+    digest = arguments_hash(arguments)
+    existing = Effect.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        if existing.arguments_hash != digest or existing.tool != tool.name:
+            raise EffectConflict(f"idempotency key {idempotency_key} was used for another action",
+                                 key=idempotency_key)
+        return existing.result, True
+    outcome = tool.run(arguments)
+    effect = Effect.objects.create(idempotency_key=idempotency_key, task=task, step_index=step_index,
+                                   tool=tool.name, arguments_hash=digest, result=outcome.result)
+    if outcome.outbox is not None:
+        kind, payload = outcome.outbox
+        OutboxMessage.objects.create(effect=effect, kind=kind, payload=payload)
+    return outcome.result, False

@@ -1,0 +1,257 @@
+"""Advance one task by one step. Called by the Celery task ``agents.advance_task`` with the
+tenant's schema already active.
+
+The lease: every message carries the ``attempt`` it was sent for. Each committed step (and
+every retry, approval or cancel) bumps ``Task.attempt``, so a duplicate, redelivered or
+out-of-date message finds a different attempt and is dropped. Planning (which may call an
+LLM) happens before the row lock; the lock is then taken, the lease re-checked, and the step
+is executed and recorded in one short transaction. The next message is sent after commit;
+if the process dies in between, the ack-deadline sweeper re-sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from agents.authorization import ALLOW, DENY, authorize
+from agents.blueprints import BaseAgent, Decision, StepContext, StepView, blueprint_class
+from agents.effects import tool_run
+from agents.events import publish
+from agents.exceptions import ToolError
+from agents.llm import provider_for
+from agents.models import Agent, AgentStatus, Step, Task, TaskState as S
+from agents.schemas import schema_errors
+from agents.states import RUNNABLE, task_transition
+from agents.tools import TOOLS
+from governance.actors import Actor
+from governance.context import set_correlation_id
+from governance.services import audit_record
+from hitl.binding import action_hash
+from hitl.models import ApprovalRequest, ApprovalStatus
+
+logger = logging.getLogger(__name__)
+
+STALE, HELD, STEPPED, WAITING, FINISHED, RETRY, MISSING = (
+    "stale", "held", "stepped", "awaiting_approval", "finished", "retry", "missing")
+
+
+def dispatch(*, task_id: int, attempt: int, countdown: float = 0) -> None:
+    """Send the message that advances ``task_id`` at ``attempt``, after the current transaction
+    commits (immediately when there is none)."""
+    from agents.tasks import advance_task
+
+    schema = connection.schema_name
+    transaction.on_commit(lambda: advance_task.apply_async(
+        kwargs={"schema": schema, "task_id": task_id, "attempt": attempt},
+        countdown=countdown or None, queue="steps"))
+
+
+def lease_renew(task: Task, *, countdown: float = 0) -> None:
+    """Give a locked task a new attempt and deadline and send its next message after commit."""
+    task.attempt += 1
+    task.ack_deadline = timezone.now() + timedelta(seconds=countdown + settings.TASK_ACK_TIMEOUT_SECONDS)
+    task.save(update_fields=["attempt", "ack_deadline", "updated_at"])
+    dispatch(task_id=task.pk, attempt=task.attempt, countdown=countdown)
+
+
+def _actor(agent: Agent) -> Actor:
+    return Actor(type="agent", id=str(agent.pk), label=agent.name)
+
+
+def _context(agent: Agent, task: Task, steps: list[Step], blueprint: BaseAgent) -> StepContext:
+    return StepContext(agent=agent.name, task_input=task.input, config=blueprint.config,
+                       steps=tuple(StepView(s.index, s.action, s.arguments, s.result, s.decision) for s in steps))
+
+
+def advance(*, task_id: int, attempt: int) -> str:
+    """Run the next step of a task if ``attempt`` still holds its lease. Returns what
+    happened (stale, held, stepped, awaiting_approval, finished, retry, missing)."""
+    task = Task.objects.select_related("agent").filter(pk=task_id).first()
+    if task is None:
+        return MISSING
+    if task.attempt != attempt or task.state not in RUNNABLE:
+        logger.info("step.stale", extra={"task_id": task_id, "attempt": attempt, "current": task.attempt})
+        return STALE
+    set_correlation_id(task.correlation_id or None)
+    agent = task.agent
+    tenant = getattr(connection, "tenant", None)
+    if getattr(tenant, "status", "active") != "active" or agent.status != AgentStatus.ENABLED:
+        # Suspended tenant or paused agent: stop at this step boundary; resuming re-sends.
+        return HELD
+    steps = list(task.steps.all())
+    index = len(steps)
+    approval = None
+    if task.context.get("decided_approval"):
+        approval = ApprovalRequest.objects.filter(pk=task.context["decided_approval"], step_index=index).first()
+    try:
+        blueprint = blueprint_class(agent.blueprint)(config=agent.config, provider=provider_for(agent.model_settings))
+        ctx = _context(agent, task, steps, blueprint)
+        decision = None
+        if approval is None:
+            decision = (blueprint.plan(ctx) if blueprint.should_continue(ctx)
+                        else Decision.escalate(f"stopped after {len(steps)} steps (max_iterations)"))
+        with transaction.atomic():
+            locked = Task.objects.select_for_update().get(pk=task_id)
+            if locked.attempt != attempt or locked.state not in RUNNABLE:
+                return STALE
+            locked.agent = agent
+            return _apply(locked, blueprint, ctx, decision, approval, index)
+    except Exception as exc:  # any failure of a step is retried with backoff, then escalated
+        logger.warning("step.failed", extra={"task_id": task_id, "attempt": attempt, "error": str(exc)[:200]},
+                       exc_info=not isinstance(exc, ToolError))
+        task_fail(task_id=task_id, attempt=attempt, error=f"{type(exc).__name__}: {exc}")
+        return RETRY
+
+
+def _apply(task: Task, blueprint: BaseAgent, ctx: StepContext, decision: Decision | None,
+           approval: ApprovalRequest | None, index: int) -> str:
+    agent = task.agent
+    actor = _actor(agent)
+    if task.state in (S.ASSIGNED, S.RETRYING):
+        task_transition(task=task, to=S.ACKED, actor=actor, reason=f"attempt {task.attempt} picked up")
+    if task.state == S.ACKED:
+        task_transition(task=task, to=S.IN_PROGRESS, actor=actor)
+
+    if approval is not None:
+        _step_from_approval(task, approval, index)
+        return _next(task, actor, index)
+    assert decision is not None
+    if decision.kind == "finish":
+        return _finish(task, blueprint, decision, actor)
+    if decision.kind == "escalate":
+        task.output = decision.output
+        task.last_error = decision.reasoning[:2000]
+        task.save(update_fields=["output", "last_error", "updated_at"])
+        task_transition(task=task, to=S.ESCALATED, actor=actor, reason=decision.reasoning)
+        return FINISHED
+    if decision.kind == "record":
+        llm = decision.llm
+        Step.objects.create(task=task, index=index, action=decision.action, arguments={},
+                            result=blueprint.execute_step(decision, ctx), decision="record",
+                            reasoning=decision.reasoning, tokens=llm.tokens if llm else 0,
+                            cost_usd=llm.cost_usd if llm else 0, latency_ms=llm.latency_ms if llm else 0)
+        _audit_step(task, actor, index, decision.action, "record",
+                    {"model": llm.model, "tokens": llm.tokens, "cost_usd": str(llm.cost_usd)} if llm else {})
+        return _next(task, actor, index)
+
+    spec = TOOLS.get(decision.action)
+    if spec is None:
+        raise ToolError(f"unknown tool {decision.action!r}")
+    granted = set(agent.tools.values_list("name", flat=True))
+    verdict = authorize(agent=agent, tool=spec, granted=granted)
+    if verdict.outcome == DENY:
+        Step.objects.create(task=task, index=index, action=spec.name, arguments=decision.arguments,
+                            result={"denied": verdict.reason}, decision="denied", reasoning=decision.reasoning)
+        _audit_step(task, actor, index, spec.name, "denied", {"reason": verdict.reason})
+        return _next(task, actor, index)
+    if verdict.outcome != ALLOW:
+        errors = schema_errors(decision.arguments, spec.args_schema)
+        if errors:
+            raise ToolError(f"invalid arguments for {spec.name}: {errors}", fields=errors)
+        return _approval_open(task, actor, index, spec.name, spec.level, decision, verdict.required_role,
+                              verdict.reason)
+    result, reused = tool_run(task=task, step_index=index, tool=spec, arguments=decision.arguments,
+                              idempotency_key=f"task:{task.pk}:step:{index}")
+    Step.objects.create(task=task, index=index, action=spec.name, arguments=decision.arguments, result=result,
+                        decision="allow", reasoning=decision.reasoning)
+    _audit_step(task, actor, index, spec.name, "allow", {"reused_effect": reused})
+    return _next(task, actor, index)
+
+
+def _step_from_approval(task: Task, approval: ApprovalRequest, index: int) -> None:
+    actor = _actor(task.agent)
+    if approval.status == ApprovalStatus.APPROVED:
+        # F-HITL-7: recompute the binding just before executing; refuse on any mismatch.
+        expected = action_hash(tool=approval.tool, arguments=approval.arguments, schema=connection.schema_name)
+        if expected != approval.action_hash:
+            raise ToolError(f"approved action {approval.pk} no longer matches its hash; refusing to run it")
+        spec = TOOLS[approval.tool]
+        result, reused = tool_run(task=task, step_index=index, tool=spec, arguments=approval.arguments,
+                                  idempotency_key=f"approval:{approval.pk}")
+        decision = "approved"
+    else:
+        result, reused, decision = {"rejected": True, "note": approval.decision_note}, False, "rejected"
+    Step.objects.create(task=task, index=index, action=approval.tool, arguments=approval.arguments, result=result,
+                        decision=decision, reasoning=approval.reasoning)
+    task.context = {k: v for k, v in task.context.items() if k != "decided_approval"}
+    task.save(update_fields=["context", "updated_at"])
+    _audit_step(task, actor, index, approval.tool, decision, {"approval_id": approval.pk, "reused_effect": reused})
+
+
+def _approval_open(task: Task, actor: Actor, index: int, tool: str, level: int, decision: Decision,
+                   required_role: str, reason: str) -> str:
+    request = ApprovalRequest.objects.create(
+        task=task, step_index=index, tool=tool, arguments=decision.arguments,
+        action_hash=action_hash(tool=tool, arguments=decision.arguments, schema=connection.schema_name),
+        privilege_level=level, reasoning=decision.reasoning, required_role=required_role)
+    task.ack_deadline = None
+    task.attempt += 1  # no message may advance the task until a decision
+    task.save(update_fields=["ack_deadline", "attempt", "updated_at"])
+    task_transition(task=task, to=S.AWAITING_APPROVAL, actor=actor, reason=reason)
+    audit_record(actor=actor, verb="approval.requested", target_type="approval", target_id=request.pk,
+                 data={"task_id": task.pk, "tool": tool, "action_hash": request.action_hash,
+                       "required_role": required_role})
+    publish("approval.requested", approval_id=request.pk, task_id=task.pk, tool=tool, required_role=required_role)
+    return WAITING
+
+
+def _finish(task: Task, blueprint: BaseAgent, decision: Decision, actor: Actor) -> str:
+    output = decision.output or {}
+    errors = schema_errors(output, blueprint.output_schema)
+    if errors:
+        raise ToolError(f"{blueprint.name} produced output that fails its schema: {errors}")
+    task.output = output
+    task.ack_deadline = None
+    task.save(update_fields=["output", "ack_deadline", "updated_at"])
+    task_transition(task=task, to=S.COMPLETED, actor=actor)
+    task_transition(task=task, to=S.VERIFIED, actor=actor, reason="output matches the blueprint's schema")
+    return FINISHED
+
+
+def _next(task: Task, actor: Actor, index: int) -> str:
+    lease_renew(task)
+    publish("task.step", task_id=task.pk, index=index)
+    return STEPPED
+
+
+def _audit_step(task: Task, actor: Actor, index: int, action: str, decision: str, data: dict[str, Any]) -> None:
+    audit_record(actor=actor, verb="agent.step", target_type="task", target_id=task.pk,
+                 data={"index": index, "action": action, "decision": decision, **data},
+                 correlation_id=task.correlation_id or None)
+
+
+def backoff_seconds(retry: int) -> float:
+    """Exponential backoff with full jitter: up to base · 2^(retry-1), capped."""
+    ceiling = min(settings.TASK_RETRY_MAX_DELAY, settings.TASK_RETRY_BASE_DELAY * (2 ** max(0, retry - 1)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def task_fail(*, task_id: int, attempt: int | None, error: str, actor: Actor | None = None) -> str:
+    """Record a failed or timed-out attempt: retry with backoff, or escalate after
+    TASK_MAX_RETRIES. A no-op when ``attempt`` no longer holds the lease."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().select_related("agent").filter(pk=task_id).first()
+        if task is None or (attempt is not None and task.attempt != attempt) or task.state not in RUNNABLE:
+            return STALE
+        actor = actor or Actor.system("engine")
+        task.retry_count += 1
+        task.last_error = error[:2000]
+        if task.retry_count > settings.TASK_MAX_RETRIES:
+            task.ack_deadline = None
+            task.attempt += 1
+            task.save(update_fields=["retry_count", "last_error", "ack_deadline", "attempt", "updated_at"])
+            task_transition(task=task, to=S.ESCALATED, actor=actor,
+                            reason=f"gave up after {settings.TASK_MAX_RETRIES} retries: {error}"[:500])
+            return FINISHED
+        task.save(update_fields=["retry_count", "last_error", "updated_at"])
+        if task.state != S.RETRYING:
+            task_transition(task=task, to=S.RETRYING, actor=actor, reason=error[:500])
+        lease_renew(task, countdown=backoff_seconds(task.retry_count))
+        return RETRY

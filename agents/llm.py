@@ -1,0 +1,234 @@
+"""LLM providers. Blueprints ask for structured output against a JSON schema and get a
+validated dict plus token usage and estimated cost.
+
+- ``OfflineProvider``: deterministic, no network, the default without a key. It does real
+  (rule and keyword based) work on support text, so demos and tests behave sensibly.
+- ``OpenAIProvider``: any OpenAI-compatible endpoint through the official ``openai`` client
+  (base URL, key and model per agent), with JSON-schema structured outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from agents.exceptions import LLMError
+from agents.schemas import schema_errors
+
+# USD per million tokens (input, output); unknown models use DEFAULT_PRICE.
+PRICES: dict[str, tuple[Decimal, Decimal]] = {
+    "gpt-4o-mini": (Decimal("0.15"), Decimal("0.60")),
+    "gpt-4o": (Decimal("2.50"), Decimal("10.00")),
+    "gpt-4.1-mini": (Decimal("0.40"), Decimal("1.60")),
+    "offline": (Decimal("0"), Decimal("0")),
+}
+DEFAULT_PRICE = (Decimal("1.00"), Decimal("3.00"))
+
+
+@dataclass(frozen=True)
+class LLMResult:
+    data: dict[str, Any]
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: Decimal
+    latency_ms: float
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> Decimal:
+    price_in, price_out = PRICES.get(model, DEFAULT_PRICE)
+    return (price_in * prompt_tokens + price_out * completion_tokens) / Decimal(1_000_000)
+
+
+class Provider(Protocol):
+    def structured(self, *, task: str, system: str, user: str, schema: dict[str, Any]) -> LLMResult: ...
+
+
+def _approx_tokens(text: str) -> int:
+    return max(1, round(len(text.split()) * 1.3))
+
+
+# ---------------------------------------------------------------------------- offline rules
+CATEGORY_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "billing": ("invoice", "refund", "charge", "charged", "payment", "billing", "price", "subscription",
+                "credit card", "money back", "overcharged", "receipt"),
+    "technical": ("error", "bug", "crash", "broken", "not working", "doesn't work", "does not work", "500",
+                  "timeout", "slow", "fails", "failed", "exception", "cannot connect", "outage", "down"),
+    "account": ("password", "login", "log in", "sign in", "locked out", "account", "2fa", "username",
+                "reset", "email change"),
+    "shipping": ("delivery", "shipping", "shipped", "package", "parcel", "tracking", "arrive", "courier",
+                 "delayed"),
+    "feedback": ("suggest", "feature request", "would be nice", "love", "great", "feedback", "idea"),
+}
+URGENT_WORDS = ("urgent", "asap", "immediately", "emergency", "critical", "production down", "outage",
+                "right now", "lawsuit", "legal")
+NEGATIVE_WORDS = ("angry", "furious", "unacceptable", "terrible", "worst", "frustrated", "cancel my")
+ORDER_RE = re.compile(r"\b(?:order|ord)[\s#:-]*([A-Z0-9-]{3,20})\b", re.IGNORECASE)
+AMOUNT_RE = re.compile(r"(?:(€|\$|£)\s?(\d+(?:[.,]\d{1,2})?))|(?:(\d+(?:[.,]\d{1,2})?)\s?(eur|usd|gbp|€|\$|£))",
+                       re.IGNORECASE)
+EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+CURRENCIES = {"€": "EUR", "$": "USD", "£": "GBP", "eur": "EUR", "usd": "USD", "gbp": "GBP"}
+
+
+def triage_text(text: str) -> dict[str, Any]:
+    """Classify a support ticket: category, priority, confidence, metadata, clarification."""
+    lowered = text.lower()
+    scores = {cat: sum(1 for word in words if word in lowered) for cat, words in CATEGORY_KEYWORDS.items()}
+    best = max(scores, key=lambda c: (scores[c], -list(CATEGORY_KEYWORDS).index(c)))
+    hits = scores[best]
+    total = sum(scores.values())
+    category = best if hits else "general"
+    confidence = 0.35 if not hits else round(min(0.97, 0.55 + 0.12 * hits) * (hits / total) ** 0.5, 2)
+    urgent = any(word in lowered for word in URGENT_WORDS)
+    negative = any(word in lowered for word in NEGATIVE_WORDS)
+    priority = "critical" if urgent and category == "technical" else "high" if urgent or negative else (
+        "medium" if category in ("billing", "technical", "account") else "low")
+    order = ORDER_RE.search(text)
+    amount = AMOUNT_RE.search(text)
+    metadata: dict[str, Any] = {
+        "order_id": order.group(1).upper() if order else None,
+        "amount": None, "currency": None,
+        "email": (EMAIL_RE.search(text).group(0) if EMAIL_RE.search(text) else None),
+        "sentiment": "negative" if negative else "neutral",
+        "wants_refund": any(w in lowered for w in ("refund", "money back", "reimburse")),
+    }
+    if amount:
+        symbol = (amount.group(1) or amount.group(4) or "").lower()
+        value = (amount.group(2) or amount.group(3)).replace(",", ".")
+        metadata["amount"] = float(value)
+        metadata["currency"] = CURRENCIES.get(symbol, "EUR")
+    words = len(text.split())
+    clarification = words < 4 or (category == "general" and words < 12)
+    return {"category": category, "priority": priority, "confidence": confidence,
+            "clarification_needed": clarification, "metadata": metadata,
+            "summary": " ".join(text.split()[:24])}
+
+
+def resolution_text(ticket: dict[str, Any]) -> dict[str, Any]:
+    """Draft a reply, a status and notes for a triaged ticket."""
+    category = ticket.get("category", "general")
+    meta = ticket.get("metadata") or {}
+    greeting = "Hello,\n\n"
+    bodies = {
+        "billing": "thank you for reaching out about your billing question. We have looked into your account",
+        "technical": "thank you for reporting this problem. Our engineers have the details you sent",
+        "account": "we can help you get back into your account. Please use the 'Forgot password' link",
+        "shipping": "thank you for your patience with your delivery. We have checked with the carrier",
+        "feedback": "thank you for the feedback: it goes straight to our product team",
+    }
+    body = bodies.get(category, "thank you for your message. A member of our team is looking into it")
+    if meta.get("wants_refund") and meta.get("amount"):
+        body += f" and a refund of {meta['amount']:.2f} {meta.get('currency') or 'EUR'} is being processed"
+    status = "pending_refund" if meta.get("wants_refund") else "resolved" if category in (
+        "feedback", "account") else "in_progress"
+    channel = "finance" if category == "billing" else "engineering" if category == "technical" else "support"
+    return {"reply": f"{greeting}{body}.\n\nBest regards,\nSupport", "status": status,
+            "notes": f"{category} ticket, priority {ticket.get('priority', 'medium')}",
+            "escalation_channel": channel}
+
+
+OPS_RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("crash", "crashloop", "oom", "out of memory", "unresponsive", "deadlock", "hung"), "restart_service", "high"),
+    (("disk full", "disk usage", "no space"), "escalate_to_human", "high"),
+    (("latency", "slow", "p99"), "escalate_to_human", "medium"),
+    (("certificate", "cert expir"), "escalate_to_human", "high"),
+)
+
+
+def ops_action(event: dict[str, Any]) -> dict[str, Any]:
+    """Turn a system event into a proposed action with a risk level."""
+    text = " ".join(str(event.get(k, "")) for k in ("kind", "message", "summary")).lower()
+    service = str(event.get("service") or "unknown")
+    for words, action, risk in OPS_RULES:
+        if any(word in text for word in words):
+            return {"action": action, "service": service, "risk": risk,
+                    "reason": f"{event.get('kind') or 'event'} on {service}: {', '.join(w for w in words if w in text)}"}
+    return {"action": "none", "service": service, "risk": "low", "reason": "no rule matched; informational"}
+
+
+class OfflineProvider:
+    """Deterministic provider: same input, same output, no network."""
+
+    model = "offline"
+    handlers = {"triage": lambda user: triage_text(user), "resolution": lambda user: resolution_text(json.loads(user)),
+                "ops": lambda user: ops_action(json.loads(user))}
+
+    def structured(self, *, task: str, system: str, user: str, schema: dict[str, Any]) -> LLMResult:
+        started = time.perf_counter()
+        if task not in self.handlers:
+            raise LLMError(f"the offline provider has no rules for {task!r}")
+        data = self.handlers[task](user)
+        errors = schema_errors(data, schema)
+        if errors:
+            raise LLMError(f"offline output failed its schema: {errors}")
+        prompt_tokens = _approx_tokens(system) + _approx_tokens(user)
+        completion_tokens = _approx_tokens(json.dumps(data))
+        return LLMResult(data=data, model=self.model, prompt_tokens=prompt_tokens,
+                         completion_tokens=completion_tokens, cost_usd=Decimal(0),
+                         latency_ms=(time.perf_counter() - started) * 1000)
+
+
+class OpenAIProvider:
+    """Any OpenAI-compatible chat completions endpoint, with JSON-schema structured output."""
+
+    def __init__(self, *, model: str, api_key: str, base_url: str | None = None, timeout: float = 60.0) -> None:
+        from openai import OpenAI
+
+        self.model = model
+        self.client = OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=1)
+
+    def structured(self, *, task: str, system: str, user: str, schema: dict[str, Any]) -> LLMResult:
+        import openai
+
+        started = time.perf_counter()
+        try:
+            response = self.client.chat.completions.create(
+                model=self.model,
+                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+                response_format={"type": "json_schema",
+                                 "json_schema": {"name": task, "schema": schema, "strict": True}},
+                temperature=0,
+            )
+        except openai.OpenAIError as exc:
+            raise LLMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
+        content = response.choices[0].message.content or ""
+        try:
+            data = json.loads(content)
+        except json.JSONDecodeError as exc:
+            raise LLMError(f"{self.model} returned invalid JSON: {exc}") from exc
+        errors = schema_errors(data, schema)
+        if errors:
+            raise LLMError(f"{self.model} output failed its schema: {errors}")
+        usage = response.usage
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        completion_tokens = usage.completion_tokens if usage else 0
+        return LLMResult(data=data, model=response.model or self.model, prompt_tokens=prompt_tokens,
+                         completion_tokens=completion_tokens,
+                         cost_usd=estimate_cost(self.model, prompt_tokens, completion_tokens),
+                         latency_ms=(time.perf_counter() - started) * 1000)
+
+
+def provider_for(model_settings: dict[str, Any]) -> Provider:
+    """The agent's provider: OpenAI-compatible when it names one and its key is set in the
+    environment variable ``api_key_env`` (default OPENAI_API_KEY), else the offline provider.
+    Keys never live in the agent's stored settings."""
+    name = model_settings.get("provider", "offline")
+    if name == "offline":
+        return OfflineProvider()
+    if name != "openai":
+        raise LLMError(f"unknown provider {name!r}")
+    key = os.environ.get(model_settings.get("api_key_env") or "OPENAI_API_KEY")
+    if not key:
+        return OfflineProvider()
+    return OpenAIProvider(model=model_settings.get("model", "gpt-4o-mini"), api_key=key,
+                          base_url=model_settings.get("base_url") or os.environ.get("OPENAI_BASE_URL"),
+                          timeout=float(model_settings.get("timeout", 60)))

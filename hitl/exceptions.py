@@ -1,0 +1,23 @@
+from config.errors import VigilError
+
+
+class ApprovalNotFound(VigilError):
+    code = "approval_not_found"
+    status = 404
+
+
+class ApprovalAlreadyDecided(VigilError):
+    code = "approval_already_decided"
+    status = 409
+
+
+class ApprovalMismatch(VigilError):
+    """The action changed since it was proposed (or since the reviewer saw it)."""
+
+    code = "approval_action_mismatch"
+    status = 409
+
+
+class ApprovalForbidden(VigilError):
+    code = "approval_forbidden"
+    status = 403
