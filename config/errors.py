@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import status as http
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -30,5 +31,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response({"code": exc.code, "detail": exc.detail, "extra": exc.extra}, status=exc.status)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        return Response({"code": "invalid", "detail": "invalid input", "extra": detail}, status=400)
-    return drf_exception_handler(exc, context)
+        return Response({"code": "invalid", "detail": "invalid input", "extra": {"fields": detail}}, status=400)
+    if isinstance(exc, drf_exceptions.ValidationError):
+        return Response({"code": "invalid", "detail": "invalid input", "extra": {"fields": exc.detail}}, status=400)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, drf_exceptions.APIException):
+        response.data = {"code": exc.get_codes() if isinstance(exc.get_codes(), str) else "error",
+                         "detail": str(exc.detail), "extra": {}}
+    return response

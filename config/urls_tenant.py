@@ -1,15 +1,29 @@
 """URLs of a tenant's domain: its own admin, invitations, API."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
 
+from agents.api import AgentViewSet, BlueprintListApi, EventViewSet, TaskViewSet, ToolViewSet
+from hitl.api import ApprovalViewSet
 from tenants.views import InvitationAcceptView, InvitationDoneView
+
+router = DefaultRouter()
+router.register("agents", AgentViewSet, basename="agent")
+router.register("tools", ToolViewSet, basename="tool")
+router.register("tasks", TaskViewSet, basename="task")
+router.register("events", EventViewSet, basename="event")
+router.register("hitl", ApprovalViewSet, basename="approval")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("invite/<uidb64>/<token>/", InvitationAcceptView.as_view(), name="invitation_accept"),
     path("invite/done/", InvitationDoneView.as_view(), name="invitation_done"),
+    path("api/v1/agents/blueprints/", BlueprintListApi.as_view(), name="blueprint-list"),
+    path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

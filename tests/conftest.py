@@ -10,7 +10,16 @@ Cast: operator otto (public schema), acme's admin alice and reviewer rita, beta'
 
 from __future__ import annotations
 
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -24,23 +33,32 @@ SESSION_SPARES = 4
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> None:
+def django_db_setup(request: pytest.FixtureRequest, django_test_environment: None,
+                    django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+    """Create the test database for every session, whatever the tests' markers say:
+    execution tests commit real rows for worker processes without pytest-django's db marker."""
+    from django.contrib.auth.models import Group, User
+    from django.test.utils import setup_databases, teardown_databases
+
+    verbosity = request.config.option.verbose
     with django_db_blocker.unblock():
+        db_cfg = setup_databases(verbosity=verbosity, interactive=False, aliases={"default"})
         spare_pool_fill(size=SESSION_SPARES)
         for name, domain, admin in (("Acme", "acme.localhost", "alice@acme.example"),
                                     ("Beta", "beta.localhost", "bob@beta.example")):
-            request = provision_request_build(name=name, domain=domain, tier="starter", admin_email=admin,
-                                              admin_password=PASSWORD)
-            tenant_provision(request=request)
-        acme = Tenant.objects.get(schema_name="acme")
-        connection.set_tenant(acme)
-        from django.contrib.auth.models import Group, User
-
+            request_ = provision_request_build(name=name, domain=domain, tier="starter", admin_email=admin,
+                                               admin_password=PASSWORD)
+            tenant_provision(request=request_)
+        connection.set_tenant(Tenant.objects.get(schema_name="acme"))
         rita = User.objects.create_user("rita@acme.example", "rita@acme.example", PASSWORD, is_staff=True)
         rita.groups.add(Group.objects.get(name="reviewer"))
         connection.set_schema_to_public()
         User.objects.create_superuser("otto@vigil.example", "otto@vigil.example", PASSWORD)
         spare_pool_fill(size=SESSION_SPARES)
+    yield
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        teardown_databases(db_cfg, verbosity=verbosity)
 
 
 @pytest.fixture(autouse=True)
@@ -83,3 +101,98 @@ def beta_client(db: None) -> Client:
 @pytest.fixture
 def public_client(db: None) -> Client:
     return host_client("localhost")
+
+
+# ------------------------------------------------------------------ real Celery workers
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _session_redis_url() -> str:
+    """A Redis database of its own for this test session (by test database name), so that
+    concurrent sessions on one machine never consume each other's messages."""
+    from django.conf import settings
+
+    name = settings.DATABASES["default"]["NAME"]
+    index = 1 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 15
+    base = settings.REDIS_URL.rsplit("/", 1)[0]
+    return f"{base}/{index}"
+
+
+def _database_url() -> str:
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@dataclass
+class WorkerHandle:
+    """A real `celery worker` process on the test database and the session's Redis db."""
+
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, concurrency: int = 2, timeout: float = 60) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "steps,housekeeping",
+             "-c", str(concurrency), "-P", "prefork", "--without-mingle", "--without-gossip",
+             "--loglevel", "INFO", "-n", f"test-{uuid.uuid4().hex[:8]}@%h"],
+            cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while b" ready." not in self.log_path.read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker did not start:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def children(self) -> list[int]:
+        """PIDs of the prefork pool's child processes."""
+        assert self.proc is not None
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(pid) for pid in out.stdout.split()]
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def celery_env(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Point this process's Celery producer and any worker we start at the session's broker.
+    Short ack deadlines and retry delays keep execution tests fast."""
+    import redis
+
+    from config.celery import app
+
+    broker = _session_redis_url()
+    redis.Redis.from_url(broker).flushdb()
+    app.conf.broker_url = broker
+    return {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": broker, "CELERY_BROKER_URL": broker,
+            "TASK_ACK_TIMEOUT_SECONDS": os.environ.get("TEST_TASK_ACK_TIMEOUT_SECONDS", "4"),
+            "TASK_RETRY_BASE_DELAY": "0.2", "TASK_RETRY_MAX_DELAY": "1.0", "VIGIL_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="session")
+def celery_worker(celery_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHandle]:
+    """One worker shared by the session's execution tests (tests that kill workers start their own)."""
+    handle = WorkerHandle(env=celery_env, log_path=tmp_path_factory.mktemp("worker") / "worker.log")
+    handle.start()
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def committed(django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+    """For tests whose data a worker process must see: no wrapping transaction, every service
+    call commits. Use unique names: committed rows stay until the session ends."""
+    with django_db_blocker.unblock():
+        yield
+    connection.set_schema_to_public()

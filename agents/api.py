@@ -1,0 +1,336 @@
+"""REST API for blueprints, tools, agents and tasks (/api/v1/, per tenant domain)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.db.models import QuerySet
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents import services
+from agents.blueprints import BLUEPRINTS, blueprint_describe
+from agents.models import Agent, AgentConfigVersion, AutomationLevel, PrivilegeLevel, Step, Task, TaskEvent, Tool
+from agents.states import FINAL
+
+READ, WRITE, RUN, DECIDE = "read", "write", "run", "decide"
+ROLE_GRANTS: dict[str, set[str]] = {
+    "viewer": {READ},
+    "reviewer": {READ, DECIDE},
+    "agent_manager": {READ, WRITE, RUN},
+    "admin": {READ, WRITE, RUN, DECIDE},
+}
+MAX_WAIT_SECONDS = 30.0
+
+
+def user_can(user: Any, need: str) -> bool:
+    if not user or not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    roles = getattr(user, "_vigil_roles", None)
+    if roles is None:
+        roles = set(user.groups.values_list("name", flat=True))
+        user._vigil_roles = roles
+    return any(need in ROLE_GRANTS.get(role, set()) for role in roles)
+
+
+class RolePermission(BasePermission):
+    """Views name what each action needs (``needs = {"create": WRITE, ...}``); reading needs
+    READ. admin and agent_manager write and run, reviewer decides, viewer reads."""
+
+    message = "your role does not allow this"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        needs = getattr(view, "needs", {})
+        need = needs.get(getattr(view, "action", None) or request.method.lower(), READ)
+        return user_can(request.user, need)
+
+
+# ------------------------------------------------------------------ serializers (output)
+class ToolOut(serializers.ModelSerializer):
+    class Meta:
+        model = Tool
+        fields = ["name", "description", "privilege_level", "args_schema", "has_side_effect"]
+
+
+class AgentOut(serializers.ModelSerializer):
+    tools = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+
+    class Meta:
+        model = Agent
+        fields = ["id", "name", "description", "blueprint", "config", "model_settings", "privilege_ceiling",
+                  "automation_level", "status", "tools", "version", "created_at", "updated_at"]
+
+
+class VersionOut(serializers.ModelSerializer):
+    class Meta:
+        model = AgentConfigVersion
+        fields = ["version", "config", "model_settings", "privilege_ceiling", "automation_level", "author_label",
+                  "reason", "diff", "created_at"]
+
+
+class StepOut(serializers.ModelSerializer):
+    class Meta:
+        model = Step
+        fields = ["index", "action", "arguments", "result", "decision", "reasoning", "tokens", "cost_usd",
+                  "latency_ms", "created_at"]
+
+
+class EventOut(serializers.ModelSerializer):
+    class Meta:
+        model = TaskEvent
+        fields = ["id", "task", "from_state", "to_state", "reason", "actor", "attempt", "created_at"]
+
+
+class TaskOut(serializers.ModelSerializer):
+    agent = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Task
+        fields = ["id", "url", "agent", "input", "output", "state", "priority", "attempt", "retry_count",
+                  "last_error", "correlation_id", "agent_version", "created_at", "updated_at", "started_at",
+                  "finished_at"]
+
+    def get_url(self, task: Task) -> str:
+        request = self.context.get("request")
+        path = f"/api/v1/tasks/{task.pk}/"
+        return request.build_absolute_uri(path) if request else path
+
+
+class TaskDetailOut(TaskOut):
+    steps = StepOut(many=True, read_only=True)
+    events = EventOut(many=True, read_only=True)
+
+    class Meta(TaskOut.Meta):
+        fields = TaskOut.Meta.fields + ["steps", "events"]
+
+
+# ------------------------------------------------------------------- serializers (input)
+class AgentIn(serializers.Serializer):
+    name = serializers.SlugField(max_length=100)
+    blueprint = serializers.ChoiceField(choices=sorted(BLUEPRINTS))
+    description = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+    config = serializers.JSONField(required=False, default=dict)
+    model_settings = serializers.JSONField(required=False, default=None)
+    privilege_ceiling = serializers.ChoiceField(choices=PrivilegeLevel.values, required=False,
+                                                default=PrivilegeLevel.EXECUTE_SAFE)
+    automation_level = serializers.ChoiceField(choices=AutomationLevel.values, required=False,
+                                               default=AutomationLevel.SEMI_AUTO)
+    tools = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=None)
+
+
+class AgentChangeIn(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    config = serializers.JSONField(required=False)
+    model_settings = serializers.JSONField(required=False)
+    privilege_ceiling = serializers.ChoiceField(choices=PrivilegeLevel.values, required=False)
+    automation_level = serializers.ChoiceField(choices=AutomationLevel.values, required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class RollbackIn(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class ToolsIn(serializers.Serializer):
+    tools = serializers.ListField(child=serializers.CharField(max_length=100), allow_empty=True)
+
+
+class ExecuteIn(serializers.Serializer):
+    input = serializers.JSONField()
+    priority = serializers.ChoiceField(choices=[1, 2, 3, 4], required=False, default=2)
+
+
+class ReasonIn(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class OverrideIn(serializers.Serializer):
+    output = serializers.JSONField()
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+# ------------------------------------------------------------------------------- views
+class BlueprintListApi(APIView):
+    permission_classes = [RolePermission]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request) -> Response:
+        return Response([blueprint_describe(name) for name in sorted(BLUEPRINTS)])
+
+
+class ToolViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [RolePermission]
+    serializer_class = ToolOut
+    queryset = Tool.objects.all()
+    lookup_field = "name"
+
+
+class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Agents; ``{id}`` is the agent's id or its name."""
+
+    permission_classes = [RolePermission]
+    serializer_class = AgentOut
+    queryset = Agent.objects.prefetch_related("tools")
+    filterset_fields = ["blueprint", "status"]
+    ordering_fields = ["name", "created_at"]
+    needs = {"create": WRITE, "partial_update": WRITE, "update": WRITE, "rollback": WRITE, "tools": WRITE,
+             "pause": WRITE, "resume": WRITE, "execute": RUN}
+
+    def get_object(self) -> Agent:
+        key = self.kwargs["pk"]
+        agent = services.agent_get(agent_id=int(key)) if key.isdigit() else services.agent_get(name=key)
+        self.check_object_permissions(self.request, agent)
+        return agent
+
+    @extend_schema(request=AgentIn, responses={201: AgentOut})
+    def create(self, request: Request) -> Response:
+        agent = services.agent_create(user=request.user, **_valid(AgentIn, request))
+        return Response(AgentOut(agent).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=AgentChangeIn, responses={200: AgentOut})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        data = _valid(AgentChangeIn, request)
+        reason = data.pop("reason", "")
+        agent = services.agent_update(agent_id=self.get_object().pk, user=request.user, reason=reason, **data)
+        return Response(AgentOut(agent).data)
+
+    @extend_schema(responses={200: VersionOut(many=True)})
+    @action(detail=True, methods=["get"])
+    def versions(self, request: Request, pk: str) -> Response:
+        page = self.paginate_queryset(self.get_object().versions.all())
+        return self.get_paginated_response(VersionOut(page, many=True).data)
+
+    @extend_schema(request=RollbackIn, responses={200: AgentOut})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request: Request, pk: str) -> Response:
+        data = _valid(RollbackIn, request)
+        agent = services.agent_rollback(agent_id=self.get_object().pk, user=request.user, **data)
+        return Response(AgentOut(agent).data)
+
+    @extend_schema(request=ToolsIn, responses={200: AgentOut})
+    @action(detail=True, methods=["put"])
+    def tools(self, request: Request, pk: str) -> Response:
+        agent = services.agent_tools_set(agent_id=self.get_object().pk, user=request.user,
+                                         tools=_valid(ToolsIn, request)["tools"])
+        return Response(AgentOut(agent).data)
+
+    @extend_schema(request=None, responses={200: AgentOut})
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str) -> Response:
+        agent = services.agent_status_set(agent_id=self.get_object().pk, status="paused", user=request.user)
+        return Response(AgentOut(agent).data)
+
+    @extend_schema(request=None, responses={200: AgentOut})
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str) -> Response:
+        agent = services.agent_status_set(agent_id=self.get_object().pk, status="enabled", user=request.user)
+        return Response(AgentOut(agent).data)
+
+    @extend_schema(request=ExecuteIn, responses={200: TaskDetailOut, 202: TaskOut},
+                   parameters=[OpenApiParameter("wait", float, description="seconds to wait for the result")])
+    @action(detail=True, methods=["post"])
+    def execute(self, request: Request, pk: str) -> Response:
+        """Run the agent on JSON input. With ``?wait=S`` the finished task comes back (200) if
+        it ends within S seconds (at most 30); otherwise 202 with the task's URL."""
+        try:
+            wait = min(MAX_WAIT_SECONDS, max(0.0, float(request.query_params.get("wait", 0))))
+        except ValueError:
+            return Response({"code": "invalid", "detail": "wait must be a number of seconds",
+                             "extra": {"fields": {"wait": "must be a number"}}}, status=400)
+        data = _valid(ExecuteIn, request)
+        task = services.task_submit(agent_id=self.get_object().pk, input=data["input"], priority=data["priority"],
+                                    user=request.user)
+        deadline = time.monotonic() + wait
+        while wait and time.monotonic() < deadline:
+            state = Task.objects.filter(pk=task.pk).values_list("state", flat=True).first()
+            if state in FINAL or state in ("escalated", "awaiting_approval"):
+                task = Task.objects.prefetch_related("steps", "events").get(pk=task.pk)
+                return Response(TaskDetailOut(task, context={"request": request}).data)
+            time.sleep(0.02)
+        response = Response(TaskOut(task, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+        response["Location"] = f"/api/v1/tasks/{task.pk}/"
+        return response
+
+
+class TaskFilter(filters.FilterSet):
+    agent = filters.CharFilter(field_name="agent__name")
+    state = filters.MultipleChoiceFilter(choices=Task._meta.get_field("state").choices)
+
+    class Meta:
+        model = Task
+        fields = ["state", "agent", "priority"]
+
+
+class TaskViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [RolePermission]
+    filterset_class = TaskFilter
+    ordering_fields = ["created_at", "priority", "updated_at"]
+    needs = {"cancel": RUN, "escalate": DECIDE, "override": DECIDE, "retry": RUN}
+
+    def get_queryset(self) -> QuerySet[Task]:
+        query = Task.objects.select_related("agent")
+        if self.action == "retrieve":
+            query = query.prefetch_related("steps", "events")
+        return query
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return TaskDetailOut if self.action == "retrieve" else TaskOut
+
+    def _done(self, task: Task) -> Response:
+        task = self.get_queryset().prefetch_related("steps", "events").get(pk=task.pk)
+        return Response(TaskDetailOut(task, context={"request": self.request}).data)
+
+    @extend_schema(request=ReasonIn, responses={200: TaskDetailOut})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        return self._done(services.task_cancel(task_id=self.get_object().pk, user=request.user,
+                                               **_valid(ReasonIn, request)))
+
+    @extend_schema(request=ReasonIn, responses={200: TaskDetailOut})
+    @action(detail=True, methods=["post"])
+    def escalate(self, request: Request, pk: str) -> Response:
+        return self._done(services.task_escalate(task_id=self.get_object().pk, user=request.user,
+                                                 **_valid(ReasonIn, request)))
+
+    @extend_schema(request=OverrideIn, responses={200: TaskDetailOut})
+    @action(detail=True, methods=["post"])
+    def override(self, request: Request, pk: str) -> Response:
+        return self._done(services.task_override(task_id=self.get_object().pk, user=request.user,
+                                                 **_valid(OverrideIn, request)))
+
+    @extend_schema(request=None, responses={200: TaskDetailOut})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str) -> Response:
+        return self._done(services.task_retry(task_id=self.get_object().pk, user=request.user))
+
+    @extend_schema(responses={200: EventOut(many=True)})
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str) -> Response:
+        page = self.paginate_queryset(TaskEvent.objects.filter(task=self.get_object()).order_by("id"))
+        return self.get_paginated_response(EventOut(page, many=True).data)
+
+
+class EventViewSet(viewsets.ReadOnlyModelViewSet):
+    """Every task transition, newest first (the event store)."""
+
+    permission_classes = [RolePermission]
+    serializer_class = EventOut
+    queryset = TaskEvent.objects.order_by("-id")
+    filterset_fields = ["task", "to_state"]
