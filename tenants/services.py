@@ -113,7 +113,8 @@ def provision_request_build(
         raise ProvisioningError(f"schema {schema!r} is already in use", field="schema_name")
     if admin_password is not None:
         try:
-            validate_password(admin_password)
+            # With the would-be user, so that a password resembling the email is refused too.
+            validate_password(admin_password, user=get_user_model()(username=admin_email, email=admin_email))
         except ValidationError as exc:
             raise ProvisioningError("admin password refused: " + " ".join(exc.messages),
                                     field="admin_password") from None
@@ -134,13 +135,15 @@ def tenant_provision(*, request: ProvisionRequest, actor: Actor | None = None) -
         result = _spare_claim(request=request, actor=actor, spare_pk=None)
     except PoolEmpty:
         logger.info("provisioning.pool_empty", extra={"schema": request.schema_name})
+        migrate_started = time.perf_counter()
         spare = spare_create()
+        migrate_ms = (time.perf_counter() - migrate_started) * 1000
         try:
             result = _spare_claim(request=request, actor=actor, spare_pk=spare.pk)
         except BaseException:
             _spare_drop(spare_pk=spare.pk)
             raise
-        result.timings_ms["migrate"] = result.timings_ms.get("total", 0.0)
+        result.timings_ms["migrate"] = migrate_ms
     result.timings_ms["total"] = (time.perf_counter() - started) * 1000
     logger.info("tenant.provisioned", extra={"schema": request.schema_name, "from_pool": result.from_pool})
     return result
@@ -183,10 +186,13 @@ def _spare_claim_atomic(*, request: ProvisionRequest, actor: Actor, spare_pk: in
     timings["admin_user"] = (time.perf_counter() - t1) * 1000
     demo_users = []
     if request.demo:
+        from agents.demo import demo_content_create
+
         for role in ("reviewer", "viewer"):
             email = f"{role}@{request.domain}"
             _user_create(email=email, password=request.admin_password, role=role)
             demo_users.append(email)
+        demo_content_create()
     invitation = None if request.admin_password else invitation_url(domain=request.domain, user=admin)
     data = {"name": tenant.name, "tier": tenant.tier, "domain": request.domain,
             "admin": admin.get_username(), "from_pool": from_pool, "demo": request.demo}
