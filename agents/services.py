@@ -307,5 +307,20 @@ def tasks_overdue(*, now: Any = None) -> list[tuple[int, int]]:
     from agents.states import LEASED
 
     now = now or timezone.now()
-    return list(Task.objects.filter(state__in=LEASED, ack_deadline__lt=now).values_list("pk", "attempt"))
+    # A paused agent's tasks are held on purpose, not lost: resuming the agent re-sends them.
+    return list(Task.objects.filter(state__in=LEASED, ack_deadline__lt=now).exclude(agent__status=AgentStatus.PAUSED)
+                .values_list("pk", "attempt"))
+
+
+@transaction.atomic
+def tasks_resend_held() -> int:
+    """Re-send every runnable task of the enabled agents of the current schema (after a
+    tenant is resumed: its messages were dropped at the step boundary while suspended)."""
+    held = Task.objects.select_for_update().filter(state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING],
+                                                   agent__status=AgentStatus.ENABLED)
+    count = 0
+    for task in held:
+        lease_renew(task)
+        count += 1
+    return count
 

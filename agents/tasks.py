@@ -44,6 +44,14 @@ def advance_task(*, schema: str, task_id: int, attempt: int) -> str:
     return advance(task_id=task_id, attempt=attempt)
 
 
+@shared_task(base=TenantTask, name="agents.resend_held_tasks", acks_late=True, ignore_result=True)
+def resend_held_tasks(*, schema: str) -> int:
+    """After a tenant is resumed: its tasks continue from where they stopped."""
+    from agents.services import tasks_resend_held
+
+    return tasks_resend_held()
+
+
 @shared_task(name="agents.sweep_ack_deadlines", ignore_result=True)
 def sweep_ack_deadlines() -> int:
     """Beat: for every active tenant, re-send (as a retry) tasks whose ack deadline passed,

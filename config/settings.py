@@ -193,6 +193,7 @@ CELERY_TASK_ROUTES = {
     "tenants.tasks.*": {"queue": "housekeeping"},
     "agents.sweep_ack_deadlines": {"queue": "housekeeping"},
     "agents.advance_task": {"queue": "steps"},
+    "agents.resend_held_tasks": {"queue": "housekeeping"},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -14,6 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
@@ -311,8 +312,12 @@ def tenant_suspend(*, schema_name: str, actor: Actor) -> Tenant:
 def tenant_resume(*, schema_name: str, actor: Actor) -> Tenant:
     """Resume a suspended tenant. Raises TenantNotFound, or TenantStateError when it is not
     suspended."""
-    return _status_change(schema_name=schema_name, to=TenantStatus.ACTIVE, expect=TenantStatus.SUSPENDED,
-                          verb="tenant.resumed", actor=actor)
+    tenant = _status_change(schema_name=schema_name, to=TenantStatus.ACTIVE, expect=TenantStatus.SUSPENDED,
+                            verb="tenant.resumed", actor=actor)
+    # Its agents' tasks stopped at a step boundary while suspended; the workers pick them up
+    # again (by task name: tenants does not import the agents app).
+    transaction.on_commit(lambda: current_app.send_task("agents.resend_held_tasks", kwargs={"schema": schema_name}))
+    return tenant
 
 
 @transaction.atomic  # not durable: the admin's change form already runs in a transaction
