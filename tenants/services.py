@@ -27,7 +27,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
-from django_tenants.utils import get_public_schema_name, schema_exists
+from django_tenants.utils import schema_exists
 
 from governance.actors import Actor
 from governance.services import audit_record
@@ -191,8 +191,9 @@ def _spare_claim_atomic(*, request: ProvisionRequest, actor: Actor, spare_pk: in
 
         for role in ("reviewer", "viewer"):
             email = f"{role}@{request.domain}"
-            _user_create(email=email, password=request.admin_password, role=role)
-            demo_users.append(email)
+            demo_user = _user_create(email=email, password=request.admin_password, role=role)
+            demo_users.append(email if request.admin_password
+                              else f"{email} (invitation: {invitation_url(domain=request.domain, user=demo_user)})")
         demo_content_create()
     invitation = None if request.admin_password else invitation_url(domain=request.domain, user=admin)
     data = {"name": tenant.name, "tier": tenant.tier, "domain": request.domain,
