@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install services services-stop migrate demo test bench clean
+
+.PHONY: install browser services services-stop migrate demo test bench clean
 
 install: .venv/.installed
 
@@ -12,6 +13,10 @@ install: .venv/.installed
 	@test -x $(PY) || python3 -m venv .venv || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv .venv; }
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
+
+# Page tests drive Debian's chromium through Playwright (Playwright cannot download browsers here).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 services: install
 	$(PY) -m config.services start
@@ -26,7 +31,7 @@ demo: install
 	$(PY) -m config.services start
 	$(PY) -m config.demo
 
-test: install
+test: install browser
 	$(PY) -m config.services start --fast
 	$(PY) -m pytest -c tests/pytest.ini $(PYTEST_ARGS)
 

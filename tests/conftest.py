@@ -58,6 +58,11 @@ def django_db_setup(request: pytest.FixtureRequest, django_test_environment: Non
     yield
     with django_db_blocker.unblock():
         connection.set_schema_to_public()
+        # Worker and web processes of this session are stopped by now, but PostgreSQL may
+        # not have reaped their backends yet; the test database cannot be dropped until it has.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         teardown_databases(db_cfg, verbosity=verbosity)
 
 

@@ -1,0 +1,81 @@
+"""The demo's promise, in a real browser against a real server and worker: the tenant admin
+runs an agent on a ticket, approves the refund it proposes, and the task page shows each step."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+from django.db import connection
+
+from agents.models import OutboxMessage, Task
+from tenants.models import Tenant
+from tenants.services import provision_request_build, tenant_provision
+from tests.conftest import PASSWORD
+
+
+def _demo_tenant() -> tuple[str, str]:
+    label = f"e2e{uuid.uuid4().hex[:8]}"
+    domain = f"{label}.localhost"
+    request = provision_request_build(name="E2E Demo", domain=domain, tier="professional",
+                                      admin_email=f"admin@{domain}", admin_password=PASSWORD, demo=True)
+    tenant_provision(request=request)
+    return domain, label
+
+
+def test_admin_runs_an_agent_approves_its_refund_and_sees_every_step(committed, celery_worker, web_server, browser,
+                                                                      tmp_path: Path) -> None:
+    domain, schema = _demo_tenant()
+    base = f"http://{domain}:{web_server}"
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(f"{base}/admin/login/")
+        page.fill("#id_username", f"admin@{domain}")
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_selector("#site-name")
+
+        page.goto(f"{base}/admin/agents/agent/")
+        page.click("text=resolver")
+        page.click("text=Run this agent on a ticket or event")
+        page.fill("#id_input", '{"text": "Please refund 25 EUR for order #AB1234, the mug arrived broken", '
+                               '"customer_email": "dana@example.com"}')
+        page.click("input[value=Run]")
+        page.wait_for_url(re.compile(r".*/admin/agents/task/\d+/change/"))
+        task_id = int(re.search(r"/task/(\d+)/", page.url).group(1))
+
+        # The worker runs the first steps and stops at the gated refund.
+        for _ in range(100):
+            page.reload()
+            if page.locator("a:has-text('issue_refund (pending)')").count():
+                break
+            page.wait_for_timeout(200)
+        page.click("a:has-text('issue_refund (pending)')")
+        assert "AB1234" in page.content()
+        page.click("text=Approve exactly this action")
+        page.wait_for_selector("text=approved")
+
+        page.goto(f"{base}/admin/agents/task/{task_id}/change/")
+        for _ in range(100):
+            if "Verified" in page.content():
+                break
+            page.wait_for_timeout(200)
+            page.reload()
+        page.screenshot(path=str(tmp_path / "task.png"), full_page=True)
+        content = page.content()
+        for action in ("classify", "draft", "issue_refund", "send_reply"):
+            assert action in content
+        assert "Verified" in content
+    finally:
+        page.close()
+
+    connection.set_tenant(Tenant.objects.get(schema_name=schema))
+    task = Task.objects.get(pk=task_id)
+    assert task.state == "verified"
+    assert [(s.action, s.decision) for s in task.steps.order_by("index")] == [
+        ("classify", "record"), ("draft", "record"), ("issue_refund", "approved"), ("send_reply", "allow")]
+    assert sorted(OutboxMessage.objects.filter(effect__task=task).values_list("kind", flat=True)) == ["refund", "reply"]
+    approval = task.approvals.get()
+    assert approval.decided_by.username == f"admin@{domain}"
