@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
@@ -20,7 +21,9 @@ class AuditedAdminMixin:
     def _audit(self, request: HttpRequest, obj: Model, verb: str, message: Any) -> None:
         audit_record(actor=Actor.for_user(request.user), verb=verb,
                      target_type=obj._meta.label_lower, target_id=str(obj.pk),
-                     data={"object": str(obj)[:200], "change": str(message)[:2000]})
+                     data={"object": str(obj)[:200],
+                           "change": message if isinstance(message, list) and len(json.dumps(message)) < 2000
+                           else str(message)[:2000]})
 
     def log_addition(self, request: HttpRequest, obj: Model, message: Any) -> Any:
         self._audit(request, obj, "admin.added", message)

@@ -92,7 +92,7 @@ def test_adding_a_user_in_the_tenant_admin_is_audited(acme: Tenant, beta: Tenant
     (event,) = _events_in(acme, heads["acme"])
     assert (event.verb, event.actor_id, event.actor_label) == ("admin.added", str(alice.pk), ALICE)
     assert (event.target_type, event.target_id) == ("auth.user", str(carol.pk))
-    assert event.data["object"] == "carol@acme.example" and "added" in event.data["change"]
+    assert event.data["object"] == "carol@acme.example" and event.data["change"] == [{"added": {}}]
     assert event.correlation_id == response["X-Request-ID"]
     assert PASSWORD not in event.body
     assert _heads(acme, beta) == {**heads, "acme": heads["acme"] + 1}
@@ -111,7 +111,7 @@ def test_changing_a_group_in_the_tenant_admin_is_audited(acme: Tenant, acme_clie
     (event,) = _events_in(acme, start)
     assert (event.verb, event.actor_label) == ("admin.changed", ALICE)
     assert (event.target_type, event.target_id) == ("auth.group", str(viewer.pk))
-    assert "permissions" in event.data["change"].lower()
+    assert event.data["change"] == [{"changed": {"fields": ["Permissions"]}}]
     assert viewer.permissions.count() == len(perms) - 1
 
 
