@@ -115,7 +115,18 @@ class TaskDetailOut(TaskOut):
 
 
 # ------------------------------------------------------------------- serializers (input)
-class AgentIn(serializers.Serializer):
+class StrictIn(serializers.Serializer):
+    """Input serializers refuse fields they do not know, so a typo or a read-only field is a
+    400 naming it rather than a silent no-op."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(getattr(self, "initial_data", {}) or {}) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["unknown or read-only field"] for name in unknown})
+        return attrs
+
+
+class AgentIn(StrictIn):
     name = serializers.SlugField(max_length=100)
     blueprint = serializers.ChoiceField(choices=sorted(BLUEPRINTS))
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
@@ -127,8 +138,14 @@ class AgentIn(serializers.Serializer):
                                                default=AutomationLevel.SEMI_AUTO)
     tools = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=None)
 
+    def validate_name(self, value: str) -> str:
+        # /agents/{id}/ takes an id or a name: an all-digit name would address another agent.
+        if value.isdigit():
+            raise serializers.ValidationError("must not be all digits (it would read as an agent id)")
+        return value
 
-class AgentChangeIn(serializers.Serializer):
+
+class AgentChangeIn(StrictIn):
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     config = serializers.JSONField(required=False)
     model_settings = serializers.JSONField(required=False)
@@ -137,25 +154,25 @@ class AgentChangeIn(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
-class RollbackIn(serializers.Serializer):
+class RollbackIn(StrictIn):
     version = serializers.IntegerField(min_value=1)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
-class ToolsIn(serializers.Serializer):
+class ToolsIn(StrictIn):
     tools = serializers.ListField(child=serializers.CharField(max_length=100), allow_empty=True)
 
 
-class ExecuteIn(serializers.Serializer):
+class ExecuteIn(StrictIn):
     input = serializers.JSONField()
     priority = serializers.ChoiceField(choices=[1, 2, 3, 4], required=False, default=2)
 
 
-class ReasonIn(serializers.Serializer):
+class ReasonIn(StrictIn):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
-class OverrideIn(serializers.Serializer):
+class OverrideIn(StrictIn):
     output = serializers.JSONField()
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 

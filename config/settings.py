@@ -183,6 +183,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "PrivilegeLevelEnum": "agents.models.PrivilegeLevel",
+        "AutomationLevelEnum": "agents.models.AutomationLevel",
+        "TaskPriorityEnum": "agents.models.TaskPriority",
+    },
 }
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)

@@ -53,12 +53,15 @@ def test_admin_runs_an_agent_approves_its_refund_and_sees_every_step(committed, 
                 break
             page.wait_for_timeout(200)
         page.click("a:has-text('issue_refund (pending)')")
+        page.wait_for_url(re.compile(r".*/admin/hitl/approvalrequest/\d+/change/"))
+        page.wait_for_selector("#decision-form")
         assert "AB1234" in page.content()
         page.click("text=Approve exactly this action")
-        page.wait_for_selector("text=approved")
+        page.wait_for_selector(".messagelist .success")
 
         page.goto(f"{base}/admin/agents/task/{task_id}/change/")
         for _ in range(100):
+            page.wait_for_load_state()
             if "Verified" in page.content():
                 break
             page.wait_for_timeout(200)
