@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
+
+from django.db import connection
 
 from agents.exceptions import EffectConflict, ToolError
 from agents.models import Effect, OutboxMessage, Task
@@ -31,16 +34,22 @@ def tool_run(*, task: Task, step_index: int, tool: ToolSpec, arguments: dict[str
     if not tool.has_side_effect:
         return tool.run(arguments).result, False
     digest = arguments_hash(arguments)
-    existing = Effect.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is not None:
+    # Our tools only describe their effect; the effect happens when the outbox row commits.
+    # So describe first, then claim the key: one round trip when it is free (the usual case).
+    outcome = tool.run(arguments)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO agents_effect (idempotency_key, task_id, step_index, tool, arguments_hash, result, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, now()) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            [idempotency_key, task.pk, step_index, tool.name, digest, json.dumps(outcome.result)])
+        row = cursor.fetchone()
+    if row is None:
+        existing = Effect.objects.get(idempotency_key=idempotency_key)
         if existing.arguments_hash != digest or existing.tool != tool.name:
             raise EffectConflict(f"idempotency key {idempotency_key} was used for another action",
                                  key=idempotency_key)
         return existing.result, True
-    outcome = tool.run(arguments)
-    effect = Effect.objects.create(idempotency_key=idempotency_key, task=task, step_index=step_index,
-                                   tool=tool.name, arguments_hash=digest, result=outcome.result)
     if outcome.outbox is not None:
         kind, payload = outcome.outbox
-        OutboxMessage.objects.create(effect=effect, kind=kind, payload=payload)
+        OutboxMessage.objects.create(effect_id=row[0], kind=kind, payload=payload)
     return outcome.result, False

@@ -83,7 +83,10 @@ def advance(*, task_id: int, attempt: int) -> str:
     agent = task.agent
     tenant = getattr(connection, "tenant", None)
     if getattr(tenant, "status", "active") != "active" or agent.status != AgentStatus.ENABLED:
-        # Suspended tenant or paused agent: stop at this step boundary; resuming re-sends.
+        # Suspended tenant or paused agent: stop at this step boundary. A held task has no
+        # deadline (the sweeper must not count it as failed); resuming re-sends it, and so
+        # does every sweep once its tenant and agent are active again.
+        Task.objects.filter(pk=task_id, attempt=attempt).update(ack_deadline=None)
         return HELD
     steps = list(task.steps.all())
     index = len(steps)
@@ -98,11 +101,12 @@ def advance(*, task_id: int, attempt: int) -> str:
             decision = (blueprint.plan(ctx) if blueprint.should_continue(ctx)
                         else Decision.escalate(f"stopped after {len(steps)} steps (max_iterations)"))
         with transaction.atomic():
-            locked = Task.objects.select_for_update().get(pk=task_id)
-            if locked.attempt != attempt or locked.state not in RUNNABLE:
+            # Every change to a task bumps its attempt, so an unchanged attempt under the lock
+            # means the snapshot read above is still the row: lock, check, and reuse it.
+            current = Task.objects.select_for_update().filter(pk=task_id).values_list("attempt", "state").first()
+            if current != (attempt, task.state):
                 return STALE
-            locked.agent = agent
-            return _apply(locked, blueprint, ctx, decision, approval, index)
+            return _apply(task, blueprint, ctx, decision, approval, index)
     except Exception as exc:  # any failure of a step is retried with backoff, then escalated
         logger.warning("step.failed", extra={"task_id": task_id, "attempt": attempt, "error": str(exc)[:200]},
                        exc_info=not isinstance(exc, ToolError))

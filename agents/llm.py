@@ -180,11 +180,13 @@ class OfflineProvider:
 class OpenAIProvider:
     """Any OpenAI-compatible chat completions endpoint, with JSON-schema structured output."""
 
-    def __init__(self, *, model: str, api_key: str, base_url: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, *, model: str, api_key: str, base_url: str | None = None, timeout: float = 20.0) -> None:
         from openai import OpenAI
 
         self.model = model
-        self.client = OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=1)
+        # No client-side retries: a failed call fails the step, and the engine retries it with
+        # backoff under a fresh lease. Keep `timeout` below TASK_ACK_TIMEOUT_SECONDS.
+        self.client = OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
     def structured(self, *, task: str, system: str, user: str, schema: dict[str, Any]) -> LLMResult:
         import openai
@@ -231,4 +233,4 @@ def provider_for(model_settings: dict[str, Any]) -> Provider:
         return OfflineProvider()
     return OpenAIProvider(model=model_settings.get("model", "gpt-4o-mini"), api_key=key,
                           base_url=model_settings.get("base_url") or os.environ.get("OPENAI_BASE_URL"),
-                          timeout=float(model_settings.get("timeout", 60)))
+                          timeout=float(model_settings.get("timeout", 20)))

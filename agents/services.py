@@ -201,8 +201,8 @@ def agent_status_set(*, agent_id: int, status: str, user: AbstractBaseUser | Non
     agent.save(update_fields=["status", "updated_at"])
     audit_record(actor=_user_actor(user), verb=f"agent.{status}", target_type="agent", target_id=agent.pk, data={})
     if status == AgentStatus.ENABLED:
-        for task in Task.objects.select_for_update().filter(agent=agent, state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS,
-                                                                                     S.RETRYING]):
+        for task in Task.objects.select_for_update().filter(agent=agent, ack_deadline__isnull=True, state__in=[
+                S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING]):
             lease_renew(task)
     return agent
 
@@ -314,10 +314,12 @@ def tasks_overdue(*, now: Any = None) -> list[tuple[int, int]]:
 
 @transaction.atomic
 def tasks_resend_held() -> int:
-    """Re-send every runnable task of the enabled agents of the current schema (after a
-    tenant is resumed: its messages were dropped at the step boundary while suspended)."""
-    held = Task.objects.select_for_update().filter(state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING],
-                                                   agent__status=AgentStatus.ENABLED)
+    """Re-send the held tasks (runnable, no deadline: stopped at a step boundary while their
+    tenant was suspended or their agent paused) of the enabled agents of the current schema.
+    In-flight tasks always have a deadline and are left alone."""
+    held = Task.objects.select_for_update(skip_locked=True).filter(
+        state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING], ack_deadline__isnull=True,
+        agent__status=AgentStatus.ENABLED)
     count = 0
     for task in held:
         lease_renew(task)

@@ -55,9 +55,9 @@ def resend_held_tasks(*, schema: str) -> int:
 @shared_task(name="agents.sweep_ack_deadlines", ignore_result=True)
 def sweep_ack_deadlines() -> int:
     """Beat: for every active tenant, re-send (as a retry) tasks whose ack deadline passed,
-    or escalate them once their retries are spent."""
+    or escalate them once their retries are spent; re-send held tasks that may run again."""
     from agents.engine import task_fail
-    from agents.services import tasks_overdue
+    from agents.services import tasks_overdue, tasks_resend_held
 
     swept = 0
     tenants = list(Tenant.objects.filter(status=TenantStatus.ACTIVE).exclude(schema_name="public"))
@@ -67,6 +67,9 @@ def sweep_ack_deadlines() -> int:
             for task_id, attempt in tasks_overdue():
                 task_fail(task_id=task_id, attempt=attempt, error="ack deadline missed")
                 swept += 1
+            # Held tasks whose tenant and agent are active again (should the resume's own
+            # re-send have been lost).
+            swept += tasks_resend_held()
         except Exception:  # one broken tenant must not stop the sweep of the others
             logger.exception("sweep.failed", extra={"schema": tenant.schema_name})
         finally:

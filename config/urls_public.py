@@ -1,6 +1,5 @@
 """URLs of the public domain: the operators' admin."""
 
-from django.contrib import admin
 from django.urls import path
 
 from tenants.admin import operator_site

@@ -44,14 +44,17 @@ def audit_record(
     """
     payload = data or {}
     check_json_safe(payload)
+    # Fail before any statement (lone surrogates cannot be encoded): an error inside the
+    # append would doom the caller's whole transaction, which joins without a savepoint.
+    canonical_json(payload).encode("utf-8")
     if not verb or len(verb) > 100:
         raise ValueError("verb must be 1-100 characters")
-    with transaction.atomic():
+    # savepoint=False: joining the caller's transaction needs no savepoint (an audit failure
+    # fails the whole change anyway), which saves two round trips per event.
+    with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:
-            # The lock must be taken in its own statement: under READ COMMITTED the head
-            # read below then gets a snapshot that includes the previous holder's commit.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", [AUDIT_LOCK_CLASS])
-            cursor.execute("SELECT seq, hash FROM governance_auditevent ORDER BY seq DESC LIMIT 1")
+            # Lock and head read in one call (migration 0002 explains why that is safe).
+            cursor.execute("SELECT head_seq, head_hash FROM governance_audit_lock_head(%s)", [AUDIT_LOCK_CLASS])
             head = cursor.fetchone()
             seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
             body = canonical_json(

@@ -36,7 +36,10 @@ class ApprovalRequest(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["task", "step_index"], name="approval_task_step_unique"),
+            # One open request per gated step; closed ones stay as history (a task escalated
+            # at its gate and retried asks again for the same step).
+            models.UniqueConstraint(fields=["task", "step_index"], condition=models.Q(status="pending"),
+                                    name="approval_task_step_pending_unique"),
         ]
 
     def __str__(self) -> str:

@@ -51,9 +51,10 @@ def approval_decide(*, approval_id: int, user: AbstractBaseUser, verdict: str, n
         raise ApprovalAlreadyDecided(f"approval request {request.pk} is already {request.status}",
                                      status=request.status)
     expected = action_hash(tool=request.tool, arguments=request.arguments, schema=connection.schema_name)
-    if expected != request.action_hash:
+    # Rejecting runs nothing, so an altered request can still be rejected; approving cannot.
+    if verdict == APPROVE and expected != request.action_hash:
         raise ApprovalMismatch(f"the action of request {request.pk} was altered after it was proposed")
-    if seen_hash is not None and seen_hash != request.action_hash:
+    if verdict == APPROVE and seen_hash is not None and seen_hash != request.action_hash:
         raise ApprovalMismatch("the action changed since you saw it; reload and decide again",
                                action_hash=request.action_hash)
     task = Task.objects.select_for_update().get(pk=request.task_id)

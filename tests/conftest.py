@@ -140,6 +140,7 @@ class WorkerHandle:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, concurrency: int = 2, timeout: float = 60) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "steps,housekeeping",
@@ -147,7 +148,7 @@ class WorkerHandle:
              "--loglevel", "INFO", "-n", f"test-{uuid.uuid4().hex[:8]}@%h"],
             cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
-        while b" ready." not in self.log_path.read_bytes():
+        while b" ready." not in self.log_path.read_bytes()[offset:]:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"celery worker did not start:\n{self.log_path.read_text()[-3000:]}")
             time.sleep(0.05)
