@@ -69,7 +69,9 @@ def test_an_approval_message_delivered_twice_at_once_runs_the_refund_once(
         committed: None, worker_start: StartWorker) -> None:
     """Both copies of the approval's message run at the same time on two pool processes: the
     first holds the task row and waits (its refund written, not committed) on the audit
-    trail we lock; the second waits for the task row. Released, one steps, one is stale."""
+    trail we lock; the second waits for the task row. Released, one steps, one is stale.
+    This is the concurrent duplicate that Redis produces when ``visibility_timeout`` passes
+    while a late-ack step still runs (kombu re-delivers the unacked message)."""
     use_tenant("acme")
     task, request = _resolution_task_approved()
     broker_purge()
