@@ -260,6 +260,9 @@ class TaskAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tasks are started by running an agent
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # tasks change through their actions (cancel, retry), never by editing
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 

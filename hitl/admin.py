@@ -10,6 +10,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -50,6 +52,9 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         return [path("<int:approval_id>/decide/", self.admin_site.admin_view(self.decide_view),
                      name="hitl_approvalrequest_decide")] + super().get_urls()
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # requests are decided (below), never edited
+
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         obj = kwargs.get("obj")
         context["can_decide"] = bool(obj and obj.status == ApprovalStatus.PENDING and services.reviewer_may_decide(
@@ -57,8 +62,15 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         return super().render_change_form(request, context, *args, **kwargs)
 
     def decide_view(self, request: HttpRequest, approval_id: int) -> HttpResponse:
+        """GET: the action exactly as it will run, with approve and reject. POST: decide."""
+        approval = get_object_or_404(self.get_queryset(request), pk=approval_id)
         if request.method != "POST":
-            raise PermissionDenied
+            if not services.reviewer_may_decide(user=request.user, required_role=approval.required_role):
+                raise PermissionDenied
+            context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": approval,
+                       "arguments": json.dumps(approval.arguments, indent=2, sort_keys=True),
+                       "title": f"Decide: {approval.tool} for task {approval.task_id}"}
+            return TemplateResponse(request, "admin/hitl/approvalrequest/decide.html", context)
         verdict = request.POST.get("verdict")
         try:
             services.approval_decide(approval_id=approval_id, user=request.user, verdict=verdict,

@@ -100,7 +100,9 @@ def test_admin_approves_a_refund_and_the_task_resumes_at_that_action(alice: Clie
     _run_until(task, "awaiting_approval")
     approval = ApprovalRequest.objects.get(task=task)
     page = alice.get(f"/admin/hitl/approvalrequest/{approval.pk}/change/").content.decode()
-    assert "Approve exactly this action" in page and approval.action_hash in page
+    assert f"/admin/hitl/approvalrequest/{approval.pk}/decide/" in page and approval.action_hash in page
+    decide = alice.get(f"/admin/hitl/approvalrequest/{approval.pk}/decide/").content.decode()
+    assert "Approve exactly this action" in decide and "AB1234" in decide
     response = alice.post(f"/admin/hitl/approvalrequest/{approval.pk}/decide/",
                           {"verdict": "approve", "action_hash": approval.action_hash, "note": "ok"})
     assert response.status_code == 302
@@ -122,3 +124,23 @@ def test_viewer_cannot_run_agents_from_the_admin(in_acme, acme_client: Client) -
     assert acme_client.get(f"/admin/agents/agent/{agent.pk}/run/").status_code == 403
     assert acme_client.post(f"/admin/agents/agent/{agent.pk}/run/", {"input": '{"text": "hi there"}'}).status_code == 403
     assert not Task.objects.filter(agent=agent).exists()
+
+
+def test_only_a_reviewer_or_admin_reaches_the_decision_page_and_a_viewer_cannot_decide(in_acme,
+                                                                                     acme_client: Client) -> None:
+    from django.contrib.auth.models import Group, User
+
+    viewer = User.objects.create_user("vic@acme.example", password=PASSWORD, is_staff=True)
+    viewer.groups.add(Group.objects.get(name="viewer"))
+    agent = agent_create(name="gated", blueprint="resolution", privilege_ceiling=3)
+    task = task_submit(agent_name=agent.name, input={"text": "Please refund 25 EUR for order #AB1234, it broke"})
+    _run_until(task, "awaiting_approval")
+    approval = ApprovalRequest.objects.get(task=task)
+    assert acme_client.login(username="vic@acme.example", password=PASSWORD)
+    assert acme_client.get(f"/admin/hitl/approvalrequest/{approval.pk}/decide/").status_code == 403
+    acme_client.post(f"/admin/hitl/approvalrequest/{approval.pk}/decide/",
+                     {"verdict": "approve", "action_hash": approval.action_hash})
+    approval.refresh_from_db()
+    assert approval.status == "pending" and approval.decided_by is None
+    assert acme_client.login(username="rita@acme.example", password=PASSWORD)
+    assert acme_client.get(f"/admin/hitl/approvalrequest/{approval.pk}/decide/").status_code == 200

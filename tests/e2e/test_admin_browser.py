@@ -54,6 +54,7 @@ def test_admin_runs_an_agent_approves_its_refund_and_sees_every_step(committed, 
             page.wait_for_timeout(200)
         page.click("a:has-text('issue_refund (pending)')")
         page.wait_for_url(re.compile(r".*/admin/hitl/approvalrequest/\d+/change/"))
+        page.click("text=Decide…")
         page.wait_for_selector("#decision-form")
         assert "AB1234" in page.content()
         page.click("text=Approve exactly this action")
