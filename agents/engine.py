@@ -17,7 +17,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection, transaction
+from django.db.models import OuterRef
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from agents.authorization import ALLOW, DENY, authorize
@@ -26,7 +29,7 @@ from agents.effects import tool_run
 from agents.events import publish
 from agents.exceptions import ToolError
 from agents.llm import provider_for
-from agents.models import Agent, AgentStatus, Step, Task, TaskState as S
+from agents.models import Agent, AgentStatus, Step, Task, TaskState as S, Tool
 from agents.schemas import schema_errors
 from agents.states import RUNNABLE, task_transition
 from agents.tools import TOOLS
@@ -65,15 +68,38 @@ def _actor(agent: Agent) -> Actor:
     return Actor(type="agent", id=str(agent.pk), label=agent.name)
 
 
-def _context(agent: Agent, task: Task, steps: list[Step], blueprint: BaseAgent) -> StepContext:
-    return StepContext(agent=agent.name, task_input=task.input, config=blueprint.config,
-                       steps=tuple(StepView(s.index, s.action, s.arguments, s.result, s.decision) for s in steps))
+def _context(agent: Agent, task: Task, steps: tuple[StepView, ...], blueprint: BaseAgent) -> StepContext:
+    return StepContext(agent=agent.name, task_input=task.input, config=blueprint.config, steps=steps)
+
+
+# The tenant's status rides along with the task read (one round trip, fresh at every step).
+_TENANT_STATUS = RawSQL("SELECT status FROM public.tenants_tenant WHERE schema_name = current_schema()", [])
+
+
+def _snapshot(task_id: int) -> Task | None:
+    """The task with its agent, the agent's granted tools and the tenant's status, in one
+    query."""
+    granted = Tool.objects.filter(agents=OuterRef("agent_id")).values("name")
+    return (Task.objects.select_related("agent").filter(pk=task_id)
+            .annotate(tenant_status=_TENANT_STATUS, granted=ArraySubquery(granted)).first())
+
+
+def _claim(task: Task, attempt: int) -> bool:
+    """Inside the step's transaction: lock the row and move the lease on in one statement,
+    only if ``attempt`` still holds it and the state is the one planned from. Every change
+    to a task bumps its attempt, so a match means the snapshot is still the row."""
+    deadline = timezone.now() + timedelta(seconds=settings.TASK_ACK_TIMEOUT_SECONDS)
+    claimed = Task.objects.filter(pk=task.pk, attempt=attempt, state=task.state).update(
+        attempt=attempt + 1, ack_deadline=deadline, updated_at=timezone.now())
+    if claimed:
+        task.attempt, task.ack_deadline = attempt + 1, deadline
+    return bool(claimed)
 
 
 def advance(*, task_id: int, attempt: int) -> str:
     """Run the next step of a task if ``attempt`` still holds its lease. Returns what
     happened (stale, held, stepped, awaiting_approval, finished, retry, missing)."""
-    task = Task.objects.select_related("agent").filter(pk=task_id).first()
+    task = _snapshot(task_id)
     if task is None:
         return MISSING
     if task.attempt != attempt or task.state not in RUNNABLE:
@@ -81,14 +107,14 @@ def advance(*, task_id: int, attempt: int) -> str:
         return STALE
     set_correlation_id(task.correlation_id or None)
     agent = task.agent
-    tenant = getattr(connection, "tenant", None)
-    if getattr(tenant, "status", "active") != "active" or agent.status != AgentStatus.ENABLED:
+    if task.tenant_status != "active" or agent.status != AgentStatus.ENABLED:
         # Suspended tenant or paused agent: stop at this step boundary. A held task has no
         # deadline (the sweeper must not count it as failed); resuming re-sends it, and so
         # does every sweep once its tenant and agent are active again.
         Task.objects.filter(pk=task_id, attempt=attempt).update(ack_deadline=None)
         return HELD
-    steps = list(task.steps.all())
+    steps = tuple(StepView(*row) for row in Step.objects.filter(task_id=task_id).order_by("index")
+                  .values_list("index", "action", "arguments", "result", "decision"))
     index = len(steps)
     approval = None
     if task.context.get("decided_approval"):
@@ -101,10 +127,7 @@ def advance(*, task_id: int, attempt: int) -> str:
             decision = (blueprint.plan(ctx) if blueprint.should_continue(ctx)
                         else Decision.escalate(f"stopped after {len(steps)} steps (max_iterations)"))
         with transaction.atomic():
-            # Every change to a task bumps its attempt, so an unchanged attempt under the lock
-            # means the snapshot read above is still the row: lock, check, and reuse it.
-            current = Task.objects.select_for_update().filter(pk=task_id).values_list("attempt", "state").first()
-            if current != (attempt, task.state):
+            if not _claim(task, attempt):
                 return STALE
             return _apply(task, blueprint, ctx, decision, approval, index)
     except Exception as exc:  # any failure of a step is retried with backoff, then escalated
@@ -132,8 +155,9 @@ def _apply(task: Task, blueprint: BaseAgent, ctx: StepContext, decision: Decisio
     if decision.kind == "escalate":
         task.output = decision.output
         task.last_error = decision.reasoning[:2000]
-        task.save(update_fields=["output", "last_error", "updated_at"])
-        task_transition(task=task, to=S.ESCALATED, actor=actor, reason=decision.reasoning)
+        task.ack_deadline = None
+        task_transition(task=task, to=S.ESCALATED, actor=actor, reason=decision.reasoning,
+                        also=["output", "last_error", "ack_deadline"])
         return FINISHED
     if decision.kind == "record":
         llm = decision.llm
@@ -148,8 +172,7 @@ def _apply(task: Task, blueprint: BaseAgent, ctx: StepContext, decision: Decisio
     spec = TOOLS.get(decision.action)
     if spec is None:
         raise ToolError(f"unknown tool {decision.action!r}")
-    granted = set(agent.tools.values_list("name", flat=True))
-    verdict = authorize(agent=agent, tool=spec, granted=granted)
+    verdict = authorize(agent=agent, tool=spec, granted=set(task.granted))
     if verdict.outcome == DENY:
         Step.objects.create(task=task, index=index, action=spec.name, arguments=decision.arguments,
                             result={"denied": verdict.reason}, decision="denied", reasoning=decision.reasoning)
@@ -185,7 +208,7 @@ def _step_from_approval(task: Task, approval: ApprovalRequest, index: int) -> No
     Step.objects.create(task=task, index=index, action=approval.tool, arguments=approval.arguments, result=result,
                         decision=decision, reasoning=approval.reasoning)
     task.context = {k: v for k, v in task.context.items() if k != "decided_approval"}
-    task.save(update_fields=["context", "updated_at"])
+    task.save(update_fields=["context"])
     _audit_step(task, actor, index, approval.tool, decision, {"approval_id": approval.pk, "reused_effect": reused})
 
 
@@ -195,10 +218,8 @@ def _approval_open(task: Task, actor: Actor, index: int, tool: str, level: int, 
         task=task, step_index=index, tool=tool, arguments=decision.arguments,
         action_hash=action_hash(tool=tool, arguments=decision.arguments, schema=connection.schema_name),
         privilege_level=level, reasoning=decision.reasoning, required_role=required_role)
-    task.ack_deadline = None
-    task.attempt += 1  # no message may advance the task until a decision
-    task.save(update_fields=["ack_deadline", "attempt", "updated_at"])
-    task_transition(task=task, to=S.AWAITING_APPROVAL, actor=actor, reason=reason)
+    task.ack_deadline = None  # the claim moved the lease on: no message advances it until a decision
+    task_transition(task=task, to=S.AWAITING_APPROVAL, actor=actor, reason=reason, also=["ack_deadline"])
     audit_record(actor=actor, verb="approval.requested", target_type="approval", target_id=request.pk,
                  data={"task_id": task.pk, "tool": tool, "action_hash": request.action_hash,
                        "required_role": required_role})
@@ -213,14 +234,14 @@ def _finish(task: Task, blueprint: BaseAgent, decision: Decision, actor: Actor) 
         raise ToolError(f"{blueprint.name} produced output that fails its schema: {errors}")
     task.output = output
     task.ack_deadline = None
-    task.save(update_fields=["output", "ack_deadline", "updated_at"])
-    task_transition(task=task, to=S.COMPLETED, actor=actor)
+    task_transition(task=task, to=S.COMPLETED, actor=actor, also=["output", "ack_deadline"])
     task_transition(task=task, to=S.VERIFIED, actor=actor, reason="output matches the blueprint's schema")
     return FINISHED
 
 
 def _next(task: Task, actor: Actor, index: int) -> str:
-    lease_renew(task)
+    # The claim already moved the lease on; send the message that holds it.
+    dispatch(task_id=task.pk, attempt=task.attempt)
     publish("task.step", task_id=task.pk, index=index)
     return STEPPED
 

@@ -29,10 +29,11 @@ RUNNABLE = frozenset({S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING})
 LEASED = RUNNABLE
 
 
-def task_transition(*, task: Task, to: str, actor: Actor, reason: str = "", save: bool = True) -> None:
+def task_transition(*, task: Task, to: str, actor: Actor, reason: str = "", save: bool = True,
+                    also: list[str] | None = None) -> None:
     """Move a locked task to ``to``: validate, record a TaskEvent and an audit event, publish
-    after commit. The caller holds the row lock and owns the transaction. Raises
-    IllegalTransition (409)."""
+    after commit. The caller holds the row lock and owns the transaction; ``also`` names
+    other fields it changed, saved in the same UPDATE. Raises IllegalTransition (409)."""
     source = task.state
     if to not in TRANSITIONS[source]:
         raise IllegalTransition(f"task {task.pk} cannot go from {source} to {to}", task=task.pk,
@@ -44,7 +45,7 @@ def task_transition(*, task: Task, to: str, actor: Actor, reason: str = "", save
     if to in (S.COMPLETED, S.ESCALATED, S.CANCELLED, S.VERIFIED):
         task.finished_at = now
     if save:
-        task.save(update_fields=["state", "started_at", "finished_at", "updated_at"])
+        task.save(update_fields=["state", "started_at", "finished_at", "updated_at", *(also or [])])
     TaskEvent.objects.create(task=task, from_state=source, to_state=to, reason=reason[:500],
                              actor=f"{actor.type}:{actor.label}"[:200], attempt=task.attempt)
     audit_record(actor=actor, verb="task.transition", target_type="task", target_id=task.pk,

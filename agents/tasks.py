@@ -8,6 +8,7 @@ from typing import Any
 from celery import Task as CeleryTask
 from celery import shared_task
 from celery.exceptions import Reject
+from celery.signals import task_prerun
 from django.db import connection
 
 from tenants.models import Tenant, TenantStatus
@@ -15,26 +16,52 @@ from tenants.models import Tenant, TenantStatus
 logger = logging.getLogger(__name__)
 
 
+# Schemas of customer tenants seen by this worker process. A schema is only added after the
+# public tenants table confirmed it; tenants are not renamed, so a hit needs no query. (The
+# engine reads the tenant's status afresh at every step.)
+_known_schemas: set[str] = set()
+
+
+def _tenant_schema_known(schema: str) -> bool:
+    if schema in _known_schemas:
+        return True
+    connection.set_schema_to_public()
+    found = Tenant.objects.filter(schema_name=schema).exclude(status=TenantStatus.SPARE).exclude(
+        schema_name="public").exists()
+    if found:
+        _known_schemas.add(schema)
+    return found
+
+
 class TenantTask(CeleryTask):
     """Every message names its tenant's schema; the task runs with that schema active. A
-    message without one (or for an unknown schema) is refused, logged and not retried:
-    running it in the public schema could touch the wrong data."""
+    message without one (or for an unknown or spare schema) is refused, logged and not
+    retried: running it in the public schema could touch the wrong data."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         schema = kwargs.get("schema")
         if not isinstance(schema, str) or not schema:
             logger.error("task.refused", extra={"task_name": self.name, "why": "no schema in the message"})
             raise Reject("message without a schema name", requeue=False)
-        connection.set_schema_to_public()
-        tenant = Tenant.objects.filter(schema_name=schema).exclude(status=TenantStatus.SPARE).first()
-        if tenant is None:
+        if not _tenant_schema_known(schema):
             logger.error("task.refused", extra={"task_name": self.name, "why": f"unknown schema {schema!r}"})
             raise Reject(f"unknown schema {schema!r}", requeue=False)
-        connection.set_tenant(tenant)
+        if connection.schema_name != schema:
+            connection.set_schema(schema)
         try:
             return super().__call__(*args, **kwargs)
-        finally:
+        except Exception:
             connection.set_schema_to_public()
+            raise
+
+
+@task_prerun.connect(dispatch_uid="agents.public_schema_by_default")
+def _public_schema_by_default(sender: Any = None, task: Any = None, **kwargs: Any) -> None:
+    # A Celery hook, not business logic: a tenant task leaves its schema active for the next
+    # message of the same tenant (one SET search_path fewer per step); every other task
+    # starts in the public schema and must choose a tenant explicitly.
+    if not isinstance(task, TenantTask):
+        connection.set_schema_to_public()
 
 
 @shared_task(base=TenantTask, name="agents.advance_task", acks_late=True, ignore_result=True)

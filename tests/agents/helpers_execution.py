@@ -203,7 +203,8 @@ def audit_trail_locked(schema: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 AUDIT_INSERT = "INSERT INTO governance_auditevent%"
-TASK_ROW_LOCK = 'SELECT %FROM "agents_task"%FOR UPDATE%'
+# The engine claims the task row with a conditional UPDATE (attempt check + lease bump).
+TASK_ROW_LOCK = 'UPDATE "agents_task" SET "attempt"%'
 
 
 def lock_waiters(query_like: str) -> list[int]:
