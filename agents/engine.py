@@ -11,16 +11,16 @@ if the process dies in between, the ack-deadline sweeper re-sends it.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection, transaction
-from django.db.models import OuterRef
-from django.db.models.expressions import RawSQL
+from django.db.models import JSONField
 from django.utils import timezone
 
 from agents.authorization import ALLOW, DENY, authorize
@@ -29,7 +29,7 @@ from agents.effects import tool_run
 from agents.events import publish
 from agents.exceptions import ToolError
 from agents.llm import provider_for
-from agents.models import Agent, AgentStatus, Step, Task, TaskState as S, Tool
+from agents.models import Agent, AgentStatus, Step, Task, TaskState as S
 from agents.schemas import schema_errors
 from agents.states import RUNNABLE, task_transition
 from agents.tools import TOOLS
@@ -72,28 +72,64 @@ def _context(agent: Agent, task: Task, steps: tuple[StepView, ...], blueprint: B
     return StepContext(agent=agent.name, task_input=task.input, config=blueprint.config, steps=steps)
 
 
-# The tenant's status rides along with the task read (one round trip, fresh at every step).
-_TENANT_STATUS = RawSQL("SELECT status FROM public.tenants_tenant WHERE schema_name = current_schema()", [])
+# The hot path's reads and the claim are plain SQL built once: compiling the equivalent ORM
+# queries cost more CPU per step than the round trips themselves.
+_TASK_FIELDS = list(Task._meta.concrete_fields)
+_AGENT_FIELDS = list(Agent._meta.concrete_fields)
+_SNAPSHOT_SQL = (
+    "SELECT " + ", ".join(f't."{f.column}"' for f in _TASK_FIELDS) + ", "
+    + ", ".join(f'a."{f.column}"' for f in _AGENT_FIELDS)
+    # The tenant's status rides along, fresh at every step.
+    + ", (SELECT status FROM public.tenants_tenant WHERE schema_name = current_schema())"
+    + ", ARRAY(SELECT tl.name FROM agents_tool tl JOIN agents_agent_tools g ON g.tool_id = tl.id"
+    + " WHERE g.agent_id = a.id)"
+    + " FROM agents_task t JOIN agents_agent a ON a.id = t.agent_id WHERE t.id = %s"
+)
+_STEPS_SQL = "SELECT index, action, arguments, result, decision FROM agents_step WHERE task_id = %s ORDER BY index"
+_CLAIM_SQL = ("UPDATE agents_task SET attempt = %s, ack_deadline = %s, updated_at = %s"
+              " WHERE id = %s AND attempt = %s AND state = %s")
+
+
+def _from_row(model: type[Any], fields: list[Any], values: Sequence[Any]) -> Any:
+    # jsonb arrives as text (Django's loader); the ORM would parse it in from_db_value.
+    parsed = [json.loads(v) if isinstance(f, JSONField) and isinstance(v, str) else v for f, v in zip(fields, values)]
+    return model.from_db(connection.alias, [f.attname for f in fields], parsed)
 
 
 def _snapshot(task_id: int) -> Task | None:
-    """The task with its agent, the agent's granted tools and the tenant's status, in one
-    query."""
-    granted = Tool.objects.filter(agents=OuterRef("agent_id")).values("name")
-    return (Task.objects.select_related("agent").filter(pk=task_id)
-            .annotate(tenant_status=_TENANT_STATUS, granted=ArraySubquery(granted)).first())
+    """The task with its agent, the tenant's status and the agent's granted tools."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SNAPSHOT_SQL, [task_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(_TASK_FIELDS)
+    task = _from_row(Task, _TASK_FIELDS, row[:n])
+    task.agent = _from_row(Agent, _AGENT_FIELDS, row[n:n + len(_AGENT_FIELDS)])
+    task.tenant_status, task.granted = row[-2], row[-1]
+    return task
+
+
+def _steps(task_id: int) -> tuple[StepView, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute(_STEPS_SQL, [task_id])
+        rows = cursor.fetchall()
+    return tuple(StepView(index, action, json.loads(arguments), json.loads(result) if result is not None else None,
+                          decision) for index, action, arguments, result, decision in rows)
 
 
 def _claim(task: Task, attempt: int) -> bool:
     """Inside the step's transaction: lock the row and move the lease on in one statement,
     only if ``attempt`` still holds it and the state is the one planned from. Every change
     to a task bumps its attempt, so a match means the snapshot is still the row."""
-    deadline = timezone.now() + timedelta(seconds=settings.TASK_ACK_TIMEOUT_SECONDS)
-    claimed = Task.objects.filter(pk=task.pk, attempt=attempt, state=task.state).update(
-        attempt=attempt + 1, ack_deadline=deadline, updated_at=timezone.now())
+    now = timezone.now()
+    deadline = now + timedelta(seconds=settings.TASK_ACK_TIMEOUT_SECONDS)
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [attempt + 1, deadline, now, task.pk, attempt, task.state])
+        claimed = cursor.rowcount == 1
     if claimed:
         task.attempt, task.ack_deadline = attempt + 1, deadline
-    return bool(claimed)
+    return claimed
 
 
 def advance(*, task_id: int, attempt: int) -> str:
@@ -113,8 +149,7 @@ def advance(*, task_id: int, attempt: int) -> str:
         # does every sweep once its tenant and agent are active again.
         Task.objects.filter(pk=task_id, attempt=attempt).update(ack_deadline=None)
         return HELD
-    steps = tuple(StepView(*row) for row in Step.objects.filter(task_id=task_id).order_by("index")
-                  .values_list("index", "action", "arguments", "result", "decision"))
+    steps = _steps(task_id)
     index = len(steps)
     approval = None
     if task.context.get("decided_approval"):

@@ -204,7 +204,7 @@ def audit_trail_locked(schema: str) -> Iterator[psycopg.Connection[Any]]:
 
 AUDIT_INSERT = "INSERT INTO governance_auditevent%"
 # The engine claims the task row with a conditional UPDATE (attempt check + lease bump).
-TASK_ROW_LOCK = 'UPDATE "agents_task" SET "attempt"%'
+TASK_ROW_LOCK = 'UPDATE agents_task SET attempt%'
 
 
 def lock_waiters(query_like: str) -> list[int]:
