@@ -9,7 +9,7 @@ from typing import Any
 from django.db import connection
 
 from agents.exceptions import EffectConflict, ToolError
-from agents.models import Effect, OutboxMessage, Task
+from agents.models import Effect, Task
 from agents.schemas import schema_errors
 from agents.tools import ToolSpec
 from governance.hashchain import canonical_json
@@ -43,13 +43,14 @@ def tool_run(*, task: Task, step_index: int, tool: ToolSpec, arguments: dict[str
             " VALUES (%s, %s, %s, %s, %s, %s, now()) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             [idempotency_key, task.pk, step_index, tool.name, digest, json.dumps(outcome.result)])
         row = cursor.fetchone()
-    if row is None:
-        existing = Effect.objects.get(idempotency_key=idempotency_key)
-        if existing.arguments_hash != digest or existing.tool != tool.name:
-            raise EffectConflict(f"idempotency key {idempotency_key} was used for another action",
-                                 key=idempotency_key)
-        return existing.result, True
-    if outcome.outbox is not None:
-        kind, payload = outcome.outbox
-        OutboxMessage.objects.create(effect_id=row[0], kind=kind, payload=payload)
+        if row is None:
+            existing = Effect.objects.get(idempotency_key=idempotency_key)
+            if existing.arguments_hash != digest or existing.tool != tool.name:
+                raise EffectConflict(f"idempotency key {idempotency_key} was used for another action",
+                                     key=idempotency_key)
+            return existing.result, True
+        if outcome.outbox is not None:
+            kind, payload = outcome.outbox
+            cursor.execute("INSERT INTO agents_outboxmessage (effect_id, kind, payload, created_at)"
+                           " VALUES (%s, %s, %s, now())", [row[0], kind, json.dumps(payload)])
     return outcome.result, False

@@ -29,7 +29,7 @@ from agents.effects import tool_run
 from agents.events import publish
 from agents.exceptions import ToolError
 from agents.llm import provider_for
-from agents.models import Agent, AgentStatus, Step, Task, TaskState as S
+from agents.models import Agent, AgentStatus, Task, TaskState as S
 from agents.schemas import schema_errors
 from agents.states import RUNNABLE, task_transition
 from agents.tools import TOOLS
@@ -132,6 +132,18 @@ def _claim(task: Task, attempt: int) -> bool:
     return claimed
 
 
+_STEP_INSERT_SQL = ("INSERT INTO agents_step (task_id, index, action, arguments, result, decision, reasoning, tokens,"
+                    " cost_usd, latency_ms, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())")
+
+
+def _step_record(task: Task, *, index: int, action: str, arguments: dict[str, Any], result: Any, decision: str,
+                 reasoning: str = "", tokens: int = 0, cost_usd: Any = 0, latency_ms: float = 0) -> None:
+    """Insert the Step row (the unique (task, index) constraint refuses a second one)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_STEP_INSERT_SQL, [task.pk, index, action, json.dumps(arguments), json.dumps(result), decision,
+                                          reasoning, tokens, cost_usd, latency_ms])
+
+
 def advance(*, task_id: int, attempt: int) -> str:
     """Run the next step of a task if ``attempt`` still holds its lease. Returns what
     happened (stale, held, stepped, awaiting_approval, finished, retry, missing)."""
@@ -196,10 +208,10 @@ def _apply(task: Task, blueprint: BaseAgent, ctx: StepContext, decision: Decisio
         return FINISHED
     if decision.kind == "record":
         llm = decision.llm
-        Step.objects.create(task=task, index=index, action=decision.action, arguments={},
-                            result=blueprint.execute_step(decision, ctx), decision="record",
-                            reasoning=decision.reasoning, tokens=llm.tokens if llm else 0,
-                            cost_usd=llm.cost_usd if llm else 0, latency_ms=llm.latency_ms if llm else 0)
+        _step_record(task, index=index, action=decision.action, arguments={},
+                     result=blueprint.execute_step(decision, ctx), decision="record",
+                     reasoning=decision.reasoning, tokens=llm.tokens if llm else 0,
+                     cost_usd=llm.cost_usd if llm else 0, latency_ms=llm.latency_ms if llm else 0)
         _audit_step(task, actor, index, decision.action, "record",
                     {"model": llm.model, "tokens": llm.tokens, "cost_usd": str(llm.cost_usd)} if llm else {})
         return _next(task, actor, index)
@@ -209,8 +221,8 @@ def _apply(task: Task, blueprint: BaseAgent, ctx: StepContext, decision: Decisio
         raise ToolError(f"unknown tool {decision.action!r}")
     verdict = authorize(agent=agent, tool=spec, granted=set(task.granted))
     if verdict.outcome == DENY:
-        Step.objects.create(task=task, index=index, action=spec.name, arguments=decision.arguments,
-                            result={"denied": verdict.reason}, decision="denied", reasoning=decision.reasoning)
+        _step_record(task, index=index, action=spec.name, arguments=decision.arguments,
+                     result={"denied": verdict.reason}, decision="denied", reasoning=decision.reasoning)
         _audit_step(task, actor, index, spec.name, "denied", {"reason": verdict.reason})
         return _next(task, actor, index)
     if verdict.outcome != ALLOW:
@@ -221,8 +233,8 @@ def _apply(task: Task, blueprint: BaseAgent, ctx: StepContext, decision: Decisio
                               verdict.reason)
     result, reused = tool_run(task=task, step_index=index, tool=spec, arguments=decision.arguments,
                               idempotency_key=f"task:{task.pk}:step:{index}")
-    Step.objects.create(task=task, index=index, action=spec.name, arguments=decision.arguments, result=result,
-                        decision="allow", reasoning=decision.reasoning)
+    _step_record(task, index=index, action=spec.name, arguments=decision.arguments, result=result,
+                 decision="allow", reasoning=decision.reasoning)
     _audit_step(task, actor, index, spec.name, "allow", {"reused_effect": reused})
     return _next(task, actor, index)
 
@@ -240,8 +252,8 @@ def _step_from_approval(task: Task, approval: ApprovalRequest, index: int) -> No
         decision = "approved"
     else:
         result, reused, decision = {"rejected": True, "note": approval.decision_note}, False, "rejected"
-    Step.objects.create(task=task, index=index, action=approval.tool, arguments=approval.arguments, result=result,
-                        decision=decision, reasoning=approval.reasoning)
+    _step_record(task, index=index, action=approval.tool, arguments=approval.arguments, result=result,
+                 decision=decision, reasoning=approval.reasoning)
     task.context = {k: v for k, v in task.context.items() if k != "decided_approval"}
     task.save(update_fields=["context"])
     _audit_step(task, actor, index, approval.tool, decision, {"approval_id": approval.pk, "reused_effect": reused})
