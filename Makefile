@@ -38,6 +38,7 @@ test: install browser
 bench: install
 	$(PY) -m config.services start
 	$(PY) bench/provision.py --quick
+	$(PY) bench/steps.py --quick
 
 clean: services-stop
 	rm -rf .run staticfiles
