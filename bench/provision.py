@@ -38,13 +38,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing
 import os
 import platform
-import re
 import signal
-import statistics
 import sys
 import time
 import urllib.parse
@@ -55,6 +52,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.benchlib import BENCH_DB_RE, BenchDatabase, db_urls, p50, pct, say  # noqa: E402
+
 TARGETS = {
     "fast_p50_ms": 50.0,          # at most
     "provision_ratio": 20.0,      # at least (migrate p50 / fast p50)
@@ -62,40 +61,10 @@ TARGETS = {
     "audit_append_4t_per_s": 2000.0,
     "audit_verify_per_s": 200_000.0,
 }
-BENCH_DB_RE = re.compile(r"^vigil_bench[a-z0-9_]{0,40}$")
-# Session advisory lock in the maintenance database: one benchmark per server at a time
-# (bench/steps.py takes the same lock; a second run waits for it).
-BENCH_LOCK = 0x56474242  # "VGBB"
 PASSWORD = "bench-horse-battery-staple-9"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def p50(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def db_urls(db_name: str) -> tuple[str, str, str]:
-    """(base URL the settings would use, URL of the bench database, URL of 'postgres')."""
-    from config.localservices import local_services
-
-    base = os.environ.get("DATABASE_URL") or local_services(ROOT).database_url
-    parts = urllib.parse.urlsplit(base)
-    bench = urllib.parse.urlunsplit(parts._replace(path="/" + db_name))
-    maint = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
-    return base, bench, maint
 
 
 def git_state() -> str:
@@ -108,48 +77,6 @@ def git_state() -> str:
         return f"git {out.stdout.strip()}" if out.returncode == 0 else "git state unknown"
     except (OSError, subprocess.SubprocessError):
         return "git state unknown"
-
-
-def libpq_url(url: str) -> str:
-    # dj-database-url accepts postgres:// and postgresql://; libpq too, but not e.g. "pgsql://".
-    scheme, rest = url.split("://", 1)
-    return "postgresql://" + rest if scheme in {"postgres", "postgresql", "pgsql"} else url
-
-
-# --------------------------------------------------------------------------- database lifecycle
-
-
-class BenchDatabase:
-    def __init__(self, maint_url: str, name: str, wait_s: float) -> None:
-        import psycopg
-
-        self.name = name
-        self.conn = psycopg.connect(libpq_url(maint_url), autocommit=True)
-        deadline = time.monotonic() + wait_s
-        told = False
-        while not self.conn.execute("SELECT pg_try_advisory_lock(%s)", [BENCH_LOCK]).fetchone()[0]:
-            if time.monotonic() > deadline:
-                self.conn.close()
-                raise SystemExit(f"another benchmark held the server for {wait_s:.0f} s; try again later")
-            if not told:
-                say("another benchmark (bench/provision.py or bench/steps.py) is running on this server; waiting ...")
-                told = True
-            time.sleep(1)
-
-    def settings(self) -> dict[str, str]:
-        names = ("server_version", "fsync", "synchronous_commit", "full_page_writes", "shared_buffers",
-                 "max_connections")
-        return {n: self.conn.execute(f"SHOW {n}").fetchone()[0] for n in names}
-
-    def create(self) -> None:
-        self.drop()  # left over by a killed run
-        self.conn.execute(f'CREATE DATABASE "{self.name}"')
-
-    def drop(self) -> None:
-        self.conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 # --------------------------------------------------------------------------- provisioning

@@ -51,14 +51,12 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import math
 import os
 import platform
 import pstats
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,16 +72,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.benchlib import BENCH_DB_RE, BenchDatabase, db_urls, p50, pct, say  # noqa: E402
+
 TARGETS = {
     "step_ratio": 0.4,              # at least: governed steps/s / bare no-op tasks/s
     "added_p50_ms": 5.0,            # at most
     "added_p99_ms": 25.0,           # at most
     "approve_resume_p50_ms": 50.0,  # below
 }
-BENCH_DB_RE = re.compile(r"^vigil_bench[a-z0-9_]{0,40}$")
-# Session advisory lock in the maintenance database: one benchmark per server at a time
-# (the same key as bench/provision.py, so the two never skew each other).
-BENCH_LOCK = 0x56474242  # "VGBB"
 TENANT_DOMAIN = "steps.bench.localhost"
 FINAL_STATES = ("verified", "escalated", "cancelled", "completed")
 
@@ -91,41 +87,11 @@ FINAL_STATES = ("verified", "escalated", "cancelled", "completed")
 # --------------------------------------------------------------------------- helpers
 
 
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def p50(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
 _T0 = time.perf_counter()
 
 
 def progress(text: str) -> None:
     say(f"[{time.perf_counter() - _T0:5.1f} s] {text}")
-
-
-def db_urls(db_name: str) -> tuple[str, str]:
-    """(URL of the bench database, URL of the 'postgres' maintenance database)."""
-    from config.localservices import local_services
-
-    base = os.environ.get("DATABASE_URL") or local_services(ROOT).database_url
-    parts = urllib.parse.urlsplit(base)
-    return (urllib.parse.urlunsplit(parts._replace(path="/" + db_name)),
-            urllib.parse.urlunsplit(parts._replace(path="/postgres")))
-
-
-def libpq_url(url: str) -> str:
-    scheme, rest = url.split("://", 1)
-    return "postgresql://" + rest if scheme in {"postgres", "postgresql", "pgsql"} else url
 
 
 def proc_cpu_s(pid: int) -> float | None:
@@ -146,45 +112,6 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 # --------------------------------------------------------------------------- database and redis
-
-
-class BenchDatabase:
-    def __init__(self, maint_url: str, name: str, wait_s: float) -> None:
-        import psycopg
-
-        self.name = name
-        self.conn = psycopg.connect(libpq_url(maint_url), autocommit=True)
-        deadline = time.monotonic() + wait_s
-        told = False
-        while not self.conn.execute("SELECT pg_try_advisory_lock(%s)", [BENCH_LOCK]).fetchone()[0]:
-            if time.monotonic() > deadline:
-                self.conn.close()
-                raise SystemExit(f"another benchmark held the server for {wait_s:.0f} s; try again later")
-            if not told:
-                say("another benchmark (bench/provision.py or bench/steps.py) is running on this server; waiting ...")
-                told = True
-            time.sleep(1)
-
-    def settings(self) -> dict[str, str]:
-        names = ("server_version", "fsync", "synchronous_commit", "full_page_writes", "shared_buffers",
-                 "max_connections")
-        return {n: self.conn.execute(f"SHOW {n}").fetchone()[0] for n in names}
-
-    def backends(self, exclude: int | None = None) -> list[int]:
-        """PIDs of the client backends connected to the bench database, except ``exclude``."""
-        rows = self.conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s "
-                                 "AND backend_type = 'client backend'", [self.name]).fetchall()
-        return [r[0] for r in rows if r[0] != exclude]
-
-    def create(self) -> None:
-        self.drop()  # left over by a killed run
-        self.conn.execute(f'CREATE DATABASE "{self.name}"')
-
-    def drop(self) -> None:
-        self.conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 class PrivateRedis:
@@ -862,7 +789,7 @@ def main(argv: list[str] | None = None) -> int:
     probe_tasks = 2 if quick else 10
     probe_deep = 80 if quick else 300
 
-    bench_url, maint_url = db_urls(args.db_name)
+    _, bench_url, maint_url = db_urls(args.db_name)
     os.environ.update({"DATABASE_URL": bench_url, "DJANGO_SETTINGS_MODULE": "config.settings",
                        "VIGIL_LOG_LEVEL": "WARNING", "VIGIL_SPARE_POOL_SIZE": "1"})
     os.environ.pop("BENCH_STEPS_PROFILE", None)

@@ -1,0 +1,91 @@
+"""What the benchmarks share: percentiles, output, and a scratch database on the server of
+DATABASE_URL, held under one advisory lock so two benchmarks never skew each other."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import statistics
+import time
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB_RE = re.compile(r"^vigil_bench[a-z0-9_]{0,40}$")
+# Session advisory lock in the maintenance database: one benchmark per server at a time.
+BENCH_LOCK = 0x56474242  # "VGBB"
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def db_urls(db_name: str) -> tuple[str, str, str]:
+    """(base URL the settings would use, URL of the bench database, URL of 'postgres')."""
+    from config.localservices import local_services
+
+    base = os.environ.get("DATABASE_URL") or local_services(ROOT).database_url
+    parts = urllib.parse.urlsplit(base)
+    bench = urllib.parse.urlunsplit(parts._replace(path="/" + db_name))
+    maint = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
+    return base, bench, maint
+
+
+def libpq_url(url: str) -> str:
+    # dj-database-url accepts postgres:// and postgresql://; libpq too, but not e.g. "pgsql://".
+    scheme, rest = url.split("://", 1)
+    return "postgresql://" + rest if scheme in {"postgres", "postgresql", "pgsql"} else url
+
+
+class BenchDatabase:
+    """The scratch database, created and dropped through the maintenance database, whose
+    connection also holds the one-benchmark-at-a-time lock."""
+
+    def __init__(self, maint_url: str, name: str, wait_s: float) -> None:
+        import psycopg
+
+        self.name = name
+        self.conn = psycopg.connect(libpq_url(maint_url), autocommit=True)
+        deadline = time.monotonic() + wait_s
+        told = False
+        while not self.conn.execute("SELECT pg_try_advisory_lock(%s)", [BENCH_LOCK]).fetchone()[0]:
+            if time.monotonic() > deadline:
+                self.conn.close()
+                raise SystemExit(f"another benchmark held the server for {wait_s:.0f} s; try again later")
+            if not told:
+                say("another benchmark (bench/provision.py or bench/steps.py) is running on this server; waiting ...")
+                told = True
+            time.sleep(1)
+
+    def settings(self) -> dict[str, str]:
+        names = ("server_version", "fsync", "synchronous_commit", "full_page_writes", "shared_buffers",
+                 "max_connections")
+        return {n: self.conn.execute(f"SHOW {n}").fetchone()[0] for n in names}
+
+    def backends(self, exclude: int | None = None) -> list[int]:
+        """PIDs of the client backends connected to the bench database, except ``exclude``."""
+        rows = self.conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                                 "AND backend_type = 'client backend'", [self.name]).fetchall()
+        return [r[0] for r in rows if r[0] != exclude]
+
+    def create(self) -> None:
+        self.drop()  # left over by a killed run
+        self.conn.execute(f'CREATE DATABASE "{self.name}"')
+
+    def drop(self) -> None:
+        self.conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        self.conn.close()
