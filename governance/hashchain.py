@@ -30,9 +30,15 @@ def check_json_safe(value: Any, path: str = "data") -> None:
     """Refuse values whose JSON form would not survive a round trip unchanged."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{path}: non-finite number {value!r} cannot be audited")
-    # PostgreSQL's jsonb (which the generated columns are cast from) refuses \u0000.
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError(f"{path}: NUL characters cannot be audited")
+    if isinstance(value, str):
+        # PostgreSQL's jsonb (which the generated columns are cast from) refuses \u0000, and
+        # a lone surrogate cannot be encoded as UTF-8 at all.
+        if "\x00" in value:
+            raise ValueError(f"{path}: NUL characters cannot be audited")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{path}: not valid Unicode (lone surrogate)") from None
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or "\x00" in key:

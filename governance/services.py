@@ -42,13 +42,22 @@ def audit_record(
     record last, just before commit, to keep the serialized section tiny. Raises ValueError
     for data that is not plain JSON.
     """
-    payload = data or {}
-    check_json_safe(payload)
-    # Fail before any statement (lone surrogates cannot be encoded): an error inside the
-    # append would doom the caller's whole transaction, which joins without a savepoint.
-    canonical_json(payload).encode("utf-8")
     if not verb or len(verb) > 100:
         raise ValueError("verb must be 1-100 characters")
+    record = {
+        "v": FORMAT_VERSION,
+        "actor_type": str(actor.type),
+        "actor_id": str(actor.id)[:64],
+        "actor_label": str(actor.label)[:200],
+        "verb": verb,
+        "target_type": str(target_type)[:100],
+        "target_id": str(target_id)[:100],
+        "correlation_id": (correlation_id or get_correlation_id())[:64],
+        "data": data or {},
+    }
+    # Everything is checked before any statement: an error inside the append would doom the
+    # caller's whole transaction, which it joins without a savepoint.
+    check_json_safe(record, path="event")
     # savepoint=False: joining the caller's transaction needs no savepoint (an audit failure
     # fails the whole change anyway), which saves two round trips per event.
     with transaction.atomic(savepoint=False):
@@ -57,21 +66,9 @@ def audit_record(
             cursor.execute("SELECT head_seq, head_hash FROM governance_audit_lock_head(%s)", [AUDIT_LOCK_CLASS])
             head = cursor.fetchone()
             seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
-            body = canonical_json(
-                {
-                    "v": FORMAT_VERSION,
-                    "seq": seq,
-                    "ts_us": time.time_ns() // 1000,
-                    "actor_type": str(actor.type),
-                    "actor_id": str(actor.id)[:64],
-                    "actor_label": str(actor.label)[:200],
-                    "verb": verb,
-                    "target_type": str(target_type)[:100],
-                    "target_id": str(target_id)[:100],
-                    "correlation_id": (correlation_id or get_correlation_id())[:64],
-                    "data": payload,
-                }
-            )
+            record["seq"] = seq
+            record["ts_us"] = time.time_ns() // 1000
+            body = canonical_json(record)
             digest = chain_hash(prev_hash, body)
             cursor.execute(
                 "INSERT INTO governance_auditevent (body, prev_hash, hash) VALUES (%s, %s, %s)",
