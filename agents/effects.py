@@ -37,20 +37,24 @@ def tool_run(*, task: Task, step_index: int, tool: ToolSpec, arguments: dict[str
     # Our tools only describe their effect; the effect happens when the outbox row commits.
     # So describe first, then claim the key: one round trip when it is free (the usual case).
     outcome = tool.run(arguments)
+    kind, payload = outcome.outbox if outcome.outbox is not None else (None, None)
     with connection.cursor() as cursor:
+        # Claim the key and write its outbox message in one statement; on a taken key
+        # neither happens (the CTE's INSERT returns no row, so the outbox SELECT is empty).
         cursor.execute(
-            "INSERT INTO agents_effect (idempotency_key, task_id, step_index, tool, arguments_hash, result, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, now()) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-            [idempotency_key, task.pk, step_index, tool.name, digest, json.dumps(outcome.result)])
+            "WITH effect AS ("
+            " INSERT INTO agents_effect (idempotency_key, task_id, step_index, tool, arguments_hash, result, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, now()) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),"
+            " outbox AS (INSERT INTO agents_outboxmessage (effect_id, kind, payload, created_at)"
+            " SELECT id, %s, %s, now() FROM effect WHERE %s::text IS NOT NULL)"
+            " SELECT id FROM effect",
+            [idempotency_key, task.pk, step_index, tool.name, digest, json.dumps(outcome.result),
+             kind, json.dumps(payload), kind])
         row = cursor.fetchone()
-        if row is None:
-            existing = Effect.objects.get(idempotency_key=idempotency_key)
-            if existing.arguments_hash != digest or existing.tool != tool.name:
-                raise EffectConflict(f"idempotency key {idempotency_key} was used for another action",
-                                     key=idempotency_key)
-            return existing.result, True
-        if outcome.outbox is not None:
-            kind, payload = outcome.outbox
-            cursor.execute("INSERT INTO agents_outboxmessage (effect_id, kind, payload, created_at)"
-                           " VALUES (%s, %s, %s, now())", [row[0], kind, json.dumps(payload)])
+    if row is None:
+        existing = Effect.objects.get(idempotency_key=idempotency_key)
+        if existing.arguments_hash != digest or existing.tool != tool.name:
+            raise EffectConflict(f"idempotency key {idempotency_key} was used for another action",
+                                 key=idempotency_key)
+        return existing.result, True
     return outcome.result, False

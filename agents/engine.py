@@ -83,9 +83,11 @@ _SNAPSHOT_SQL = (
     + ", (SELECT status FROM public.tenants_tenant WHERE schema_name = current_schema())"
     + ", ARRAY(SELECT tl.name FROM agents_tool tl JOIN agents_agent_tools g ON g.tool_id = tl.id"
     + " WHERE g.agent_id = a.id)"
+    # The steps so far, oldest first, as [index, action, arguments, result, decision].
+    + ", (SELECT coalesce(jsonb_agg(jsonb_build_array(s.index, s.action, s.arguments, s.result, s.decision)"
+    + " ORDER BY s.index), '[]'::jsonb) FROM agents_step s WHERE s.task_id = t.id)"
     + " FROM agents_task t JOIN agents_agent a ON a.id = t.agent_id WHERE t.id = %s"
 )
-_STEPS_SQL = "SELECT index, action, arguments, result, decision FROM agents_step WHERE task_id = %s ORDER BY index"
 _CLAIM_SQL = ("UPDATE agents_task SET attempt = %s, ack_deadline = %s, updated_at = %s"
               " WHERE id = %s AND attempt = %s AND state = %s")
 
@@ -96,8 +98,9 @@ def _from_row(model: type[Any], fields: list[Any], values: Sequence[Any]) -> Any
     return model.from_db(connection.alias, [f.attname for f in fields], parsed)
 
 
-def _snapshot(task_id: int) -> Task | None:
-    """The task with its agent, the tenant's status and the agent's granted tools."""
+def _snapshot(task_id: int) -> tuple[Task, tuple[StepView, ...]] | None:
+    """The task with its agent, the tenant's status, the agent's granted tools and the steps
+    so far, in one round trip."""
     with connection.cursor() as cursor:
         cursor.execute(_SNAPSHOT_SQL, [task_id])
         row = cursor.fetchone()
@@ -106,16 +109,9 @@ def _snapshot(task_id: int) -> Task | None:
     n = len(_TASK_FIELDS)
     task = _from_row(Task, _TASK_FIELDS, row[:n])
     task.agent = _from_row(Agent, _AGENT_FIELDS, row[n:n + len(_AGENT_FIELDS)])
-    task.tenant_status, task.granted = row[-2], row[-1]
-    return task
-
-
-def _steps(task_id: int) -> tuple[StepView, ...]:
-    with connection.cursor() as cursor:
-        cursor.execute(_STEPS_SQL, [task_id])
-        rows = cursor.fetchall()
-    return tuple(StepView(index, action, json.loads(arguments), json.loads(result) if result is not None else None,
-                          decision) for index, action, arguments, result, decision in rows)
+    task.tenant_status, task.granted = row[-3], row[-2]
+    steps = json.loads(row[-1]) if isinstance(row[-1], str) else row[-1]
+    return task, tuple(StepView(*step) for step in steps)
 
 
 def _claim(task: Task, attempt: int) -> bool:
@@ -147,9 +143,10 @@ def _step_record(task: Task, *, index: int, action: str, arguments: dict[str, An
 def advance(*, task_id: int, attempt: int) -> str:
     """Run the next step of a task if ``attempt`` still holds its lease. Returns what
     happened (stale, held, stepped, awaiting_approval, finished, retry, missing)."""
-    task = _snapshot(task_id)
-    if task is None:
+    snapshot = _snapshot(task_id)
+    if snapshot is None:
         return MISSING
+    task, steps = snapshot
     if task.attempt != attempt or task.state not in RUNNABLE:
         logger.info("step.stale", extra={"task_id": task_id, "attempt": attempt, "current": task.attempt})
         return STALE
@@ -161,7 +158,6 @@ def advance(*, task_id: int, attempt: int) -> str:
         # does every sweep once its tenant and agent are active again.
         Task.objects.filter(pk=task_id, attempt=attempt).update(ack_deadline=None)
         return HELD
-    steps = _steps(task_id)
     index = len(steps)
     approval = None
     if task.context.get("decided_approval"):
