@@ -43,6 +43,16 @@ def db_urls(db_name: str) -> tuple[str, str, str]:
     return base, bench, maint
 
 
+def proc_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by a local process (a worker, a server
+    backend); None when unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def libpq_url(url: str) -> str:
     # dj-database-url accepts postgres:// and postgresql://; libpq too, but not e.g. "pgsql://".
     scheme, rest = url.split("://", 1)

@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.benchlib import BENCH_DB_RE, BenchDatabase, db_urls, p50, pct, say  # noqa: E402
+from bench.benchlib import BENCH_DB_RE, BenchDatabase, db_urls, p50, pct, proc_cpu_s, say  # noqa: E402
 
 TARGETS = {
     "fast_p50_ms": 50.0,          # at most
@@ -179,15 +179,6 @@ def bench_provisioning(n: int, password_runs: int, warmup: bool) -> dict[str, An
 # --------------------------------------------------------------------------- audit appends
 
 
-def backend_cpu_s(pid: int) -> float | None:
-    """CPU seconds used so far by a server backend (local server only; None when unreadable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _raw_append_loop(connection: Any, writer: int, deadline: float, savepoint: bool) -> int:
     """--diagnose: an append as audit_record did it at the first commit (advisory lock, head
     read, INSERT of the same body), sent straight through psycopg without Django's layers,
@@ -240,7 +231,7 @@ def _append_worker(schema: str, seconds: float, writer: int, barrier: Any, queue
         actor = Actor.system(f"bench-writer-{writer}")
         set_correlation_id(f"bench-{writer}")
         barrier.wait(timeout=60)
-        server0, client0 = backend_cpu_s(backend), time.process_time()
+        server0, client0 = proc_cpu_s(backend), time.process_time()
         count, started = 0, time.perf_counter()
         deadline = started + seconds
         if mode == "audit_record":
@@ -255,7 +246,7 @@ def _append_worker(schema: str, seconds: float, writer: int, barrier: Any, queue
             count = _raw_append_loop(connection, writer, deadline, savepoint=mode == "raw_savepoint")
         elapsed = time.perf_counter() - started
         client = time.process_time() - client0
-        server1 = backend_cpu_s(backend)
+        server1 = proc_cpu_s(backend)
         server = server1 - server0 if server0 is not None and server1 is not None else None
         queue.put((writer, count, elapsed, "", client, server))
     except BaseException as exc:  # reported to the parent

@@ -72,7 +72,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.benchlib import BENCH_DB_RE, BenchDatabase, db_urls, p50, pct, say  # noqa: E402
+from bench.benchlib import BENCH_DB_RE, BenchDatabase, db_urls, p50, pct, proc_cpu_s, say  # noqa: E402
 
 TARGETS = {
     "step_ratio": 0.4,              # at least: governed steps/s / bare no-op tasks/s
@@ -92,15 +92,6 @@ _T0 = time.perf_counter()
 
 def progress(text: str) -> None:
     say(f"[{time.perf_counter() - _T0:5.1f} s] {text}")
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    """CPU seconds (user + system) used so far by a local process; None when unreadable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 class Stopped(Exception):
