@@ -6,12 +6,11 @@ import hashlib
 import json
 from typing import Any
 
-from django.db import connection
-
 from agents.exceptions import EffectConflict, ToolError
 from agents.models import Effect, Task
 from agents.schemas import schema_errors
 from agents.tools import ToolSpec
+from config.db import prepared_cursor
 from governance.hashchain import canonical_json
 
 
@@ -38,7 +37,7 @@ def tool_run(*, task: Task, step_index: int, tool: ToolSpec, arguments: dict[str
     # So describe first, then claim the key: one round trip when it is free (the usual case).
     outcome = tool.run(arguments)
     kind, payload = outcome.outbox if outcome.outbox is not None else (None, None)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         # Claim the key and write its outbox message in one statement; on a taken key
         # neither happens (the CTE's INSERT returns no row, so the outbox SELECT is empty).
         cursor.execute(

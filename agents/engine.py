@@ -33,6 +33,7 @@ from agents.models import Agent, AgentStatus, Task, TaskState as S
 from agents.schemas import schema_errors
 from agents.states import RUNNABLE, task_transition
 from agents.tools import TOOLS
+from config.db import prepared_cursor
 from governance.actors import Actor
 from governance.context import set_correlation_id
 from governance.services import audit_record
@@ -50,10 +51,11 @@ def dispatch(*, task_id: int, attempt: int, countdown: float = 0) -> None:
     commits (immediately when there is none)."""
     from agents.tasks import advance_task
 
-    schema = connection.schema_name
+    kwargs = {"schema": connection.schema_name, "task_id": task_id, "attempt": attempt}
+    # kwargsrepr: the plain repr of three scalars, instead of Celery's size-limited saferepr
+    # (a tenth of the CPU of a send).
     transaction.on_commit(lambda: advance_task.apply_async(
-        kwargs={"schema": schema, "task_id": task_id, "attempt": attempt},
-        countdown=countdown or None, queue="steps"))
+        kwargs=kwargs, countdown=countdown or None, queue="steps", argsrepr="()", kwargsrepr=repr(kwargs)))
 
 
 def lease_renew(task: Task, *, countdown: float = 0) -> None:
@@ -101,7 +103,7 @@ def _from_row(model: type[Any], fields: list[Any], values: Sequence[Any]) -> Any
 def _snapshot(task_id: int) -> tuple[Task, tuple[StepView, ...]] | None:
     """The task with its agent, the tenant's status, the agent's granted tools and the steps
     so far, in one round trip."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_SNAPSHOT_SQL, [task_id])
         row = cursor.fetchone()
     if row is None:
@@ -120,7 +122,7 @@ def _claim(task: Task, attempt: int) -> bool:
     to a task bumps its attempt, so a match means the snapshot is still the row."""
     now = timezone.now()
     deadline = now + timedelta(seconds=settings.TASK_ACK_TIMEOUT_SECONDS)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_CLAIM_SQL, [attempt + 1, deadline, now, task.pk, attempt, task.state])
         claimed = cursor.rowcount == 1
     if claimed:
@@ -135,7 +137,7 @@ _STEP_INSERT_SQL = ("INSERT INTO agents_step (task_id, index, action, arguments,
 def _step_record(task: Task, *, index: int, action: str, arguments: dict[str, Any], result: Any, decision: str,
                  reasoning: str = "", tokens: int = 0, cost_usd: Any = 0, latency_ms: float = 0) -> None:
     """Insert the Step row (the unique (task, index) constraint refuses a second one)."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_STEP_INSERT_SQL, [task.pk, index, action, json.dumps(arguments), json.dumps(result), decision,
                                           reasoning, tokens, cost_usd, latency_ms])
 

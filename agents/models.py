@@ -112,15 +112,20 @@ class TaskPriority(models.IntegerChoices):
 
 
 class Task(models.Model):
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="tasks")
+    # Indexes are chosen so that a step's lease update (attempt, ack_deadline, updated_at)
+    # touches no indexed column: PostgreSQL can then update the row in place (a HOT update)
+    # without writing an entry into every index. The agent is covered by task_agent_state.
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="tasks", db_index=False)
     input = models.JSONField()
     output = models.JSONField(null=True, blank=True)
-    state = models.CharField(max_length=20, choices=TaskState.choices, default=TaskState.QUEUED, db_index=True)
+    state = models.CharField(max_length=20, choices=TaskState.choices, default=TaskState.QUEUED)
     priority = models.PositiveSmallIntegerField(choices=TaskPriority.choices, default=TaskPriority.MEDIUM)
     # The lease: every message carries the attempt it was sent for; a message whose attempt
     # is not the task's current one is stale and dropped.
     attempt = models.PositiveIntegerField(default=0)
-    ack_deadline = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Not indexed: the sweeper finds overdue tasks through the state index (only leased
+    # tasks have a deadline).
+    ack_deadline = models.DateTimeField(null=True, blank=True)
     retry_count = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     correlation_id = models.CharField(max_length=64, blank=True)
@@ -134,14 +139,16 @@ class Task(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["agent", "state"], name="task_agent_state")]
+        indexes = [models.Index(fields=["agent", "state"], name="task_agent_state"),
+                   models.Index(fields=["state"], name="task_state")]
 
     def __str__(self) -> str:
         return f"task {self.pk} ({self.agent_id}, {self.state})"
 
 
 class Step(models.Model):
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="steps")
+    # Covered by step_task_index_unique.
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="steps", db_index=False)
     index = models.PositiveIntegerField()
     action = models.CharField(max_length=100)
     arguments = models.JSONField(default=dict)
@@ -164,7 +171,7 @@ class Step(models.Model):
 class Effect(models.Model):
     """The effect ledger: a side-effecting tool call runs only if no row holds its key."""
 
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    idempotency_key = models.CharField(max_length=200)
     task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="effects")
     step_index = models.PositiveIntegerField()
     tool = models.CharField(max_length=100)
@@ -174,6 +181,10 @@ class Effect(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # A constraint rather than unique=True: the same unique index, without the extra
+        # pattern-matching index Django adds for unique text fields (keys are never searched
+        # by prefix).
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="effect_idempotency_key_unique")]
 
     def __str__(self) -> str:
         return f"{self.tool} [{self.idempotency_key}]"

@@ -118,6 +118,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL", _LOCAL.database_url)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("VIGIL_CONN_MAX_AGE", 60))}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The hot paths prepare their statements on the server (config/db.py); off behind a pooler
+# that cannot keep prepared statements.
+VIGIL_DB_PREPARE = env_bool("VIGIL_DB_PREPARE", True)
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("VIGIL_TEST_DATABASE", "test_vigil")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -205,6 +208,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Redis redelivers an unacked message after this long; a step never takes near it, and the
 # database lease (Task.attempt) makes a redelivered duplicate harmless anyway.
+# Kombu's Redis transport with one client per channel (config/broker.py); only for redis:// URLs.
+CELERY_BROKER_TRANSPORT = "config.broker:Transport" if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("VIGIL_VISIBILITY_TIMEOUT", 3600)}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {

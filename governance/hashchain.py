@@ -26,6 +26,24 @@ def chain_hash(prev_hash: str, body: str) -> str:
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
+def body_pieces(record: dict[str, Any]) -> tuple[str, str, str]:
+    """``record``'s canonical JSON in three pieces, cut where ``seq`` and ``ts_us`` go (the
+    values the database fills in when it appends). ``before_seq + str(seq) + before_ts +
+    str(ts_us) + after_ts == canonical_json({**record, "seq": seq, "ts_us": ts_us})``."""
+    if "seq" in record or "ts_us" in record:
+        raise ValueError("seq and ts_us are assigned by the database")
+    head = {k: v for k, v in record.items() if k < "seq"}
+    middle = {k: v for k, v in record.items() if "seq" < k < "ts_us"}
+    tail = {k: v for k, v in record.items() if k > "ts_us"}
+    if not (head and middle and tail):
+        raise ValueError("an event has fields on both sides of seq and of ts_us")
+
+    def inner(part: dict[str, Any]) -> str:
+        return canonical_json(part)[1:-1]
+
+    return "{" + inner(head) + ',"seq":', "," + inner(middle) + ',"ts_us":', "," + inner(tail) + "}"
+
+
 def check_json_safe(value: Any, path: str = "data") -> None:
     """Refuse values whose JSON form would not survive a round trip unchanged."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
 
+from config.db import prepared_cursor
 from governance.actors import Actor
 from governance.context import get_correlation_id
-from governance.hashchain import FORMAT_VERSION, GENESIS_HASH, canonical_json, chain_hash, check_json_safe
+from governance.hashchain import FORMAT_VERSION, body_pieces, check_json_safe
 
 logger = logging.getLogger(__name__)
 
@@ -61,17 +61,9 @@ def audit_record(
     # savepoint=False: joining the caller's transaction needs no savepoint (an audit failure
     # fails the whole change anyway), which saves two round trips per event.
     with transaction.atomic(savepoint=False):
-        with connection.cursor() as cursor:
-            # Lock and head read in one call (migration 0002 explains why that is safe).
-            cursor.execute("SELECT head_seq, head_hash FROM governance_audit_lock_head(%s)", [AUDIT_LOCK_CLASS])
-            head = cursor.fetchone()
-            seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
-            record["seq"] = seq
-            record["ts_us"] = time.time_ns() // 1000
-            body = canonical_json(record)
-            digest = chain_hash(prev_hash, body)
-            cursor.execute(
-                "INSERT INTO governance_auditevent (body, prev_hash, hash) VALUES (%s, %s, %s)",
-                [body, prev_hash, digest],
-            )
+        with prepared_cursor() as cursor:
+            # Lock, head read, seq, timestamp, hash and insert in one call (migration 0003).
+            cursor.execute("SELECT seq, hash FROM governance_audit_append(%s, %s, %s, %s)",
+                           [AUDIT_LOCK_CLASS, *body_pieces(record)])
+            seq, digest = cursor.fetchone()
     return AppendedEvent(seq=seq, hash=digest, schema=connection.schema_name)

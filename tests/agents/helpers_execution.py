@@ -202,7 +202,8 @@ def audit_trail_locked(schema: str) -> Iterator[psycopg.Connection[Any]]:
         conn.close()
 
 
-AUDIT_INSERT = "INSERT INTO governance_auditevent%"
+# The audit append (lock, head read and INSERT) is one function call; it waits at its INSERT.
+AUDIT_INSERT = "SELECT seq, hash FROM governance_audit_append%"
 # The engine claims the task row with a conditional UPDATE (attempt check + lease bump).
 TASK_ROW_LOCK = 'UPDATE agents_task SET attempt%'
 

@@ -12,7 +12,7 @@ from django.db import connection
 
 from governance.actors import Actor
 from governance.context import set_correlation_id
-from governance.hashchain import GENESIS_HASH
+from governance.hashchain import GENESIS_HASH, body_pieces, canonical_json
 from governance.models import AuditEvent
 from governance.services import audit_record
 from tenants.models import Tenant
@@ -163,3 +163,24 @@ def test_data_that_is_not_plain_json_is_refused_and_nothing_is_written(in_acme: 
         audit_record(actor=Actor.system("tests"), verb="test.bad_data", target_type="test", data=data)
     assert chain_head() == head
     assert not AuditEvent.objects.filter(verb="test.bad_data").exists()
+
+
+def test_timestamps_follow_the_chain_order(in_acme: Tenant) -> None:
+    start, _ = chain_head()
+    record(n=5)
+    stamps = [json.loads(row.body)["ts_us"] for row in events_after(start)]
+    assert stamps == sorted(stamps)
+
+
+@pytest.mark.parametrize("data", [{}, {"seq": 1, "ts_us": "x", "z": [1, {"b": None, "a": "ü\n\""}]}])
+def test_the_pieces_sent_to_the_database_rebuild_the_canonical_json(data: dict[str, Any]) -> None:
+    record_ = {"v": 1, "actor_type": "user", "actor_id": "1", "actor_label": "a\u2028b", "verb": "x.y",
+               "target_type": "t", "target_id": "2", "correlation_id": "c", "data": data}
+    before_seq, before_ts, after_ts = body_pieces(record_)
+    assert before_seq + "17" + before_ts + "1700000000000001" + after_ts == canonical_json(
+        {**record_, "seq": 17, "ts_us": 1700000000000001})
+
+
+def test_the_pieces_refuse_values_only_the_database_assigns() -> None:
+    with pytest.raises(ValueError, match="assigned by the database"):
+        body_pieces({"seq": 1, "actor_id": "x", "target_id": "y", "v": 1})
