@@ -15,6 +15,7 @@ import json
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -25,18 +26,18 @@ from django.utils import timezone
 
 from agents.authorization import ALLOW, DENY, authorize
 from agents.blueprints import BaseAgent, Decision, StepContext, StepView, blueprint_class
-from agents.effects import tool_run
+from agents.effects import PlannedEffect, effect_plan, tool_run
 from agents.events import publish
 from agents.exceptions import ToolError
 from agents.llm import provider_for
 from agents.models import Agent, AgentStatus, Task, TaskState as S
 from agents.schemas import schema_errors
 from agents.states import RUNNABLE, task_transition
-from agents.tools import TOOLS
+from agents.tools import TOOLS, ToolSpec
 from config.db import prepared_cursor
 from governance.actors import Actor
 from governance.context import set_correlation_id
-from governance.services import audit_record
+from governance.services import AUDIT_APPEND_CALL, audit_append_params, audit_record
 from hitl.binding import action_hash
 from hitl.models import ApprovalRequest, ApprovalStatus
 
@@ -142,6 +143,119 @@ def _step_record(task: Task, *, index: int, action: str, arguments: dict[str, An
                                           reasoning, tokens, cost_usd, latency_ms])
 
 
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step decided and, for a tool, run (its effect only described): what the step
+    statement writes."""
+
+    action: str
+    decision: str
+    result: Any
+    arguments: dict[str, Any] = field(default_factory=dict)
+    reasoning: str = ""
+    tokens: int = 0
+    cost_usd: Any = 0
+    latency_ms: float = 0
+    effect: PlannedEffect | None = None
+    audit: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApprovalNeeded:
+    tool: ToolSpec
+    required_role: str
+    reason: str
+
+
+def _plan_step(task: Task, blueprint: BaseAgent, ctx: StepContext, decision: Decision,
+               index: int) -> PlannedStep | ApprovalNeeded | None:
+    """What a "record" or "tool" decision writes, or that its tool needs an approval first.
+    None for the other decisions (finish, escalate)."""
+    if decision.kind == "record":
+        llm = decision.llm
+        return PlannedStep(action=decision.action, decision="record", result=blueprint.execute_step(decision, ctx),
+                           reasoning=decision.reasoning, tokens=llm.tokens if llm else 0,
+                           cost_usd=llm.cost_usd if llm else 0, latency_ms=llm.latency_ms if llm else 0,
+                           audit={"model": llm.model, "tokens": llm.tokens, "cost_usd": str(llm.cost_usd)} if llm else {})
+    if decision.kind != "tool":
+        return None
+    spec = TOOLS.get(decision.action)
+    if spec is None:
+        raise ToolError(f"unknown tool {decision.action!r}")
+    verdict = authorize(agent=task.agent, tool=spec, granted=set(task.granted))
+    if verdict.outcome == DENY:
+        return PlannedStep(action=spec.name, decision="denied", result={"denied": verdict.reason},
+                           arguments=decision.arguments, reasoning=decision.reasoning,
+                           audit={"reason": verdict.reason})
+    if verdict.outcome != ALLOW:
+        return ApprovalNeeded(tool=spec, required_role=verdict.required_role, reason=verdict.reason)
+    result, effect = effect_plan(tool=spec, arguments=decision.arguments,
+                                 idempotency_key=f"task:{task.pk}:step:{index}")
+    # The key is new: the step statement writes it with the step, and a message that finds
+    # the step written finds the lease moved on too.
+    return PlannedStep(action=spec.name, decision="allow", result=result, arguments=decision.arguments,
+                       reasoning=decision.reasoning, effect=effect, audit={"reused_effect": False})
+
+
+# A whole step in one statement (its own transaction, or part of the caller's): move the
+# lease on if the message still holds it, then write the effect (and its outbox message), the
+# step and, last, its audit event. Each write selects from the one before, so a message that
+# lost its lease writes nothing and gets no row back, and the audit chain's lock is taken last.
+# The effect key is not "ON CONFLICT DO NOTHING" here: it belongs to this task and step
+# index, so a taken key would mean the step was already written, and the statement fails
+# rather than record it twice.
+_STEP_CLAIM = (
+    "WITH claim AS (UPDATE agents_task SET attempt = %(new_attempt)s, ack_deadline = %(deadline)s,"
+    " updated_at = %(now)s WHERE id = %(task_id)s AND attempt = %(attempt)s AND state = 'in_progress'"
+    " RETURNING id AS task_id),"
+)
+_STEP_EFFECT = (
+    " effect AS (INSERT INTO agents_effect (idempotency_key, task_id, step_index, tool, arguments_hash, result,"
+    " created_at) SELECT %(effect_key)s, task_id, %(index)s, %(effect_tool)s, %(effect_arguments_hash)s,"
+    " %(effect_result)s::jsonb, now() FROM claim RETURNING id, task_id),"
+    " outbox AS (INSERT INTO agents_outboxmessage (effect_id, kind, payload, created_at)"
+    " SELECT id, %(outbox_kind)s::text, %(outbox_payload)s::jsonb, now() FROM effect WHERE %(outbox_kind)s::text IS NOT NULL),"
+)
+_STEP_WRITE = (
+    " step AS (INSERT INTO agents_step (task_id, index, action, arguments, result, decision, reasoning, tokens,"
+    " cost_usd, latency_ms, created_at) SELECT task_id, %(index)s, %(action)s, %(arguments)s::jsonb,"
+    " %(result)s::jsonb, %(decision)s, %(reasoning)s, %(tokens)s, %(cost_usd)s, %(latency_ms)s, now()"
+    " FROM {source} RETURNING task_id),"
+    # The function is in the select list so that it runs once per written step: not at all
+    # on a lost lease. (A SELECT in a WITH runs only when read, hence the last line.)
+    f" audit AS (SELECT {AUDIT_APPEND_CALL} AS appended FROM step)"
+    " SELECT (appended).seq FROM audit"
+)
+_STEP_SQL = {False: _STEP_CLAIM + _STEP_WRITE.format(source="claim"),
+             True: _STEP_CLAIM + _STEP_EFFECT + _STEP_WRITE.format(source="effect")}
+
+
+def _step_commit(task: Task, step: PlannedStep, *, attempt: int, new_attempt: int, index: int) -> bool:
+    """Write ``step`` (see the statement above) if ``attempt`` holds the task's lease, moving
+    the lease to ``new_attempt``. False, with nothing written, when it no longer does."""
+    actor = _actor(task.agent)
+    audit = audit_append_params(actor=actor, verb="agent.step", target_type="task", target_id=task.pk,
+                                data={"index": index, "action": step.action, "decision": step.decision,
+                                      **step.audit},
+                                correlation_id=task.correlation_id or None)
+    now = timezone.now()
+    deadline = now + timedelta(seconds=settings.TASK_ACK_TIMEOUT_SECONDS)
+    params = {
+        "task_id": task.pk, "attempt": attempt, "new_attempt": new_attempt, "deadline": deadline, "now": now,
+        "index": index, "action": step.action, "arguments": json.dumps(step.arguments),
+        "result": json.dumps(step.result), "decision": step.decision, "reasoning": step.reasoning,
+        "tokens": step.tokens, "cost_usd": step.cost_usd, "latency_ms": step.latency_ms,
+        **audit,
+        **(step.effect.params() if step.effect else {}),
+    }
+    with prepared_cursor() as cursor:
+        cursor.execute(_STEP_SQL[step.effect is not None], params)
+        written = cursor.fetchone() is not None
+    if written:
+        task.attempt, task.ack_deadline = new_attempt, deadline
+    return written
+
+
 def advance(*, task_id: int, attempt: int) -> str:
     """Run the next step of a task if ``attempt`` still holds its lease. Returns what
     happened (stale, held, stepped, awaiting_approval, finished, retry, missing)."""
@@ -167,14 +281,20 @@ def advance(*, task_id: int, attempt: int) -> str:
     try:
         blueprint = blueprint_class(agent.blueprint)(config=agent.config, provider=provider_for(agent.model_settings))
         ctx = _context(agent, task, steps, blueprint)
-        decision = None
+        decision = planned = None
         if approval is None:
             decision = (blueprint.plan(ctx) if blueprint.should_continue(ctx)
                         else Decision.escalate(f"stopped after {len(steps)} steps (max_iterations)"))
+            planned = _plan_step(task, blueprint, ctx, decision, index)
+        if isinstance(planned, PlannedStep) and task.state == S.IN_PROGRESS:
+            # The common step: one statement, which is its own transaction.
+            if not _step_commit(task, planned, attempt=attempt, new_attempt=attempt + 1, index=index):
+                return STALE
+            return _next(task, index)
         with transaction.atomic():
             if not _claim(task, attempt):
                 return STALE
-            return _apply(task, blueprint, ctx, decision, approval, index)
+            return _apply(task, blueprint, decision, planned, approval, index)
     except Exception as exc:  # any failure of a step is retried with backoff, then escalated
         logger.warning("step.failed", extra={"task_id": task_id, "attempt": attempt, "error": str(exc)[:200]},
                        exc_info=not isinstance(exc, ToolError))
@@ -182,10 +302,10 @@ def advance(*, task_id: int, attempt: int) -> str:
         return RETRY
 
 
-def _apply(task: Task, blueprint: BaseAgent, ctx: StepContext, decision: Decision | None,
+def _apply(task: Task, blueprint: BaseAgent, decision: Decision | None, planned: PlannedStep | ApprovalNeeded | None,
            approval: ApprovalRequest | None, index: int) -> str:
-    agent = task.agent
-    actor = _actor(agent)
+    """Inside the claimed step's transaction: the first step's transitions, then the step."""
+    actor = _actor(task.agent)
     if task.state in (S.ASSIGNED, S.RETRYING):
         task_transition(task=task, to=S.ACKED, actor=actor, reason=f"attempt {task.attempt} picked up")
     if task.state == S.ACKED:
@@ -193,7 +313,19 @@ def _apply(task: Task, blueprint: BaseAgent, ctx: StepContext, decision: Decisio
 
     if approval is not None:
         _step_from_approval(task, approval, index)
-        return _next(task, actor, index)
+        return _next(task, index)
+    if isinstance(planned, PlannedStep):
+        # The claim above moved the lease on; the statement re-checks it and keeps it.
+        if not _step_commit(task, planned, attempt=task.attempt, new_attempt=task.attempt, index=index):
+            raise RuntimeError(f"task {task.pk} lost its lease while its row was locked")
+        return _next(task, index)
+    if isinstance(planned, ApprovalNeeded):
+        assert decision is not None
+        errors = schema_errors(decision.arguments, planned.tool.args_schema)
+        if errors:
+            raise ToolError(f"invalid arguments for {planned.tool.name}: {errors}", fields=errors)
+        return _approval_open(task, actor, index, planned.tool.name, planned.tool.level, decision,
+                              planned.required_role, planned.reason)
     assert decision is not None
     if decision.kind == "finish":
         return _finish(task, blueprint, decision, actor)
@@ -204,37 +336,7 @@ def _apply(task: Task, blueprint: BaseAgent, ctx: StepContext, decision: Decisio
         task_transition(task=task, to=S.ESCALATED, actor=actor, reason=decision.reasoning,
                         also=["output", "last_error", "ack_deadline"])
         return FINISHED
-    if decision.kind == "record":
-        llm = decision.llm
-        _step_record(task, index=index, action=decision.action, arguments={},
-                     result=blueprint.execute_step(decision, ctx), decision="record",
-                     reasoning=decision.reasoning, tokens=llm.tokens if llm else 0,
-                     cost_usd=llm.cost_usd if llm else 0, latency_ms=llm.latency_ms if llm else 0)
-        _audit_step(task, actor, index, decision.action, "record",
-                    {"model": llm.model, "tokens": llm.tokens, "cost_usd": str(llm.cost_usd)} if llm else {})
-        return _next(task, actor, index)
-
-    spec = TOOLS.get(decision.action)
-    if spec is None:
-        raise ToolError(f"unknown tool {decision.action!r}")
-    verdict = authorize(agent=agent, tool=spec, granted=set(task.granted))
-    if verdict.outcome == DENY:
-        _step_record(task, index=index, action=spec.name, arguments=decision.arguments,
-                     result={"denied": verdict.reason}, decision="denied", reasoning=decision.reasoning)
-        _audit_step(task, actor, index, spec.name, "denied", {"reason": verdict.reason})
-        return _next(task, actor, index)
-    if verdict.outcome != ALLOW:
-        errors = schema_errors(decision.arguments, spec.args_schema)
-        if errors:
-            raise ToolError(f"invalid arguments for {spec.name}: {errors}", fields=errors)
-        return _approval_open(task, actor, index, spec.name, spec.level, decision, verdict.required_role,
-                              verdict.reason)
-    result, reused = tool_run(task=task, step_index=index, tool=spec, arguments=decision.arguments,
-                              idempotency_key=f"task:{task.pk}:step:{index}")
-    _step_record(task, index=index, action=spec.name, arguments=decision.arguments, result=result,
-                 decision="allow", reasoning=decision.reasoning)
-    _audit_step(task, actor, index, spec.name, "allow", {"reused_effect": reused})
-    return _next(task, actor, index)
+    raise ToolError(f"{blueprint.name} made a decision of unknown kind {decision.kind!r}")
 
 
 def _step_from_approval(task: Task, approval: ApprovalRequest, index: int) -> None:
@@ -284,7 +386,7 @@ def _finish(task: Task, blueprint: BaseAgent, decision: Decision, actor: Actor) 
     return FINISHED
 
 
-def _next(task: Task, actor: Actor, index: int) -> str:
+def _next(task: Task, index: int) -> str:
     # The claim already moved the lease on; send the message that holds it.
     dispatch(task_id=task.pk, attempt=task.attempt)
     publish("task.step", task_id=task.pk, index=index)

@@ -295,8 +295,9 @@ def loop_agent_steps(agent: str, steps: int) -> None:
 # --------------------------------------------------------------------------- in-process anatomy
 
 
-def _trace_count(path: str) -> tuple[int, list[str]]:
-    """(round trips, statements sent) from a libpq trace file."""
+def _trace_count(path: str, prepared: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """(round trips, statements sent) from a libpq trace file. ``prepared`` names the SQL of
+    statements prepared before the trace began (they are only bound and executed)."""
     trips, sent = 0, []
     for line in Path(path).read_text(errors="replace").splitlines():
         parts = line.split("\t")
@@ -310,6 +311,10 @@ def _trace_count(path: str) -> tuple[int, list[str]]:
         elif direction == "F" and kind == "Parse":  # "<name>" "<sql>" <n params> <oids>
             m = re.match(r'^"[^"]*" "(.*)" \d+', rest)
             sent.append(m.group(1) if m else rest)
+        elif direction == "F" and kind == "Bind":  # "<portal>" "<statement name>" ...
+            m = re.match(r'^"[^"]*" "([^"]+)"', rest)
+            if m and prepared and m.group(1) in prepared:
+                sent.append(prepared[m.group(1)])
     return trips, sent
 
 
@@ -321,6 +326,10 @@ def _short(sql: str) -> str:
                    "SELECT PG_ADVISORY_XACT_LOCK"):
         if upper.startswith(prefix):
             return sql[:len(prefix)]
+    if upper.startswith("WITH CLAIM AS"):
+        return "WITH claim ... (the step statement)"
+    if "FROM AGENTS_TASK T JOIN AGENTS_AGENT" in upper:
+        return "SELECT agents_task (the snapshot)"
     table = re.search(r'(?i)\b(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql)
     name = table.group(1) if table else "?"
     verb = upper.split(" ", 1)[0]
@@ -332,15 +341,14 @@ KEY_FUNCS: list[tuple[str, str, str]] = [
     # (label, file suffix, function name); "=" rows are derived: the parent minus its children
     ("TenantTask.__call__ (tenant lookup + run)", "agents/tasks.py", "__call__"),
     ("  engine.advance", "agents/engine.py", "advance"),
-    ("    reads + BEGIN + SELECT FOR UPDATE (rest of advance)", "=", "prelock"),
+    ("    engine._snapshot (task, agent, grants, tenant, steps)", "agents/engine.py", "_snapshot"),
     ("    blueprint + provider + context + plan", "=", "planning"),
-    ("    engine._apply (inside the transaction)", "agents/engine.py", "_apply"),
-    ("      effects.tool_run (effect row + outbox row)", "agents/effects.py", "tool_run"),
-    ("      engine._audit_step -> audit_record", "agents/engine.py", "_audit_step"),
-    ("      engine._next (lease_renew: UPDATE task)", "agents/engine.py", "_next"),
+    ("    engine._plan_step (tool run, arguments checked)", "agents/engine.py", "_plan_step"),
+    ("    engine._step_commit (the step statement)", "agents/engine.py", "_step_commit"),
+    ("    engine._apply (first/last message: a transaction)", "agents/engine.py", "_apply"),
     ("      engine._finish (finishing message only)", "agents/engine.py", "_finish"),
-    ("    COMMIT (DatabaseWrapper.commit)", "django/db/backends/base/base.py", "commit"),
-    ("    Celery apply_async (the next message, on commit)", "celery/app/task.py", "apply_async"),
+    ("    Celery apply_async (the next message)", "celery/app/task.py", "apply_async"),
+    ("    rest of advance", "=", "rest"),
     ("  [all] Model.__init__ (rows -> model objects)", "django/db/models/base.py", "__init__"),
     ("  [all] SQL compilation (SQLCompiler*.as_sql)", "django/db/models/sql/compiler.py", "as_sql"),
     ("  [all] psycopg cursor.execute (round trips)", "psycopg/cursor.py", "execute"),
@@ -371,9 +379,10 @@ def profile_breakdown(stats: pstats.Stats, messages: int,
     table = stats.stats  # type: ignore[attr-defined]
     planning = sum(_cum(table, f, n)[0] for f, n in PLANNING)
     advance = _cum(table, "agents/engine.py", "advance")[0]
-    inside = (_cum(table, "agents/engine.py", "_apply")[0] + _cum(table, "django/db/backends/base/base.py", "commit")[0]
-              + _cum(table, "celery/app/task.py", "apply_async")[0])
-    derived = {"planning": planning, "prelock": advance - inside - planning}
+    parts = sum(_cum(table, suffix, name)[0] for suffix, name in (
+        ("agents/engine.py", "_snapshot"), ("agents/engine.py", "_plan_step"), ("agents/engine.py", "_step_commit"),
+        ("agents/engine.py", "_apply"), ("celery/app/task.py", "apply_async")))
+    derived = {"planning": planning, "rest": advance - parts - planning}
     rows = []
     for label, suffix, func in funcs:
         if suffix == "=":
@@ -431,7 +440,10 @@ def anatomy(schema: str, tasks: int, steps: int, deep: int) -> dict[str, Any]:
             finally:
                 raw.pgconn.untrace()  # flushes the trace
             assert outcome == "stepped", outcome
-            trips, sent = _trace_count(path)
+            # psycopg's own record of the statements it prepared on this connection.
+            names = getattr(getattr(raw, "_prepared", None), "_names", {})
+            prepared = {name.decode(): key[0].decode() for key, name in names.items()}
+            trips, sent = _trace_count(path, prepared)
             return trips, sent
         finally:
             os.close(fd)

@@ -118,9 +118,17 @@ DATABASE_URL = os.environ.get("DATABASE_URL", _LOCAL.database_url)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("VIGIL_CONN_MAX_AGE", 60))}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A plain agent step is a single statement, which commits when it completes. PostgreSQL checks
+# every second that the client is still there while a statement runs, so the statement of a
+# killed worker is rolled back rather than completed by its orphaned backend (PostgreSQL 14+).
+_DB_OPTIONS = DATABASES["default"].setdefault("OPTIONS", {})
+_DB_OPTIONS["options"] = f"{_DB_OPTIONS.get('options', '')} -c client_connection_check_interval=1000".strip()
 # The hot paths prepare their statements on the server (config/db.py); off behind a pooler
-# that cannot keep prepared statements.
+# that cannot keep prepared statements. psycopg prepares nothing while its threshold is None
+# (Django's default); a threshold no query reaches keeps every other statement unprepared.
 VIGIL_DB_PREPARE = env_bool("VIGIL_DB_PREPARE", True)
+if VIGIL_DB_PREPARE:
+    _DB_OPTIONS.setdefault("prepare_threshold", 2**31 - 1)
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("VIGIL_TEST_DATABASE", "test_vigil")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -26,6 +26,42 @@ class AppendedEvent:
     schema: str
 
 
+# The append as a SQL expression, for statements that record a change and its audit event
+# together (see agents.engine): its parameters are ``audit_append_params(...)``.
+AUDIT_APPEND_CALL = ("governance_audit_append(%(audit_lock)s, %(audit_before_seq)s, %(audit_before_ts)s,"
+                     " %(audit_after_ts)s)")
+
+
+def audit_append_params(
+    *,
+    actor: Actor,
+    verb: str,
+    target_type: str,
+    target_id: str | int = "",
+    data: dict[str, Any] | None = None,
+    correlation_id: str | None = None,
+) -> dict[str, Any]:
+    """The parameters of ``AUDIT_APPEND_CALL`` for one event, checked: raises ValueError for
+    a bad verb or data that is not plain JSON, before anything is sent to the database."""
+    if not verb or len(verb) > 100:
+        raise ValueError("verb must be 1-100 characters")
+    record = {
+        "v": FORMAT_VERSION,
+        "actor_type": str(actor.type),
+        "actor_id": str(actor.id)[:64],
+        "actor_label": str(actor.label)[:200],
+        "verb": verb,
+        "target_type": str(target_type)[:100],
+        "target_id": str(target_id)[:100],
+        "correlation_id": (correlation_id or get_correlation_id())[:64],
+        "data": data or {},
+    }
+    check_json_safe(record, path="event")
+    before_seq, before_ts, after_ts = body_pieces(record)
+    return {"audit_lock": AUDIT_LOCK_CLASS, "audit_before_seq": before_seq, "audit_before_ts": before_ts,
+            "audit_after_ts": after_ts}
+
+
 def audit_record(
     *,
     actor: Actor,
@@ -42,28 +78,15 @@ def audit_record(
     record last, just before commit, to keep the serialized section tiny. Raises ValueError
     for data that is not plain JSON.
     """
-    if not verb or len(verb) > 100:
-        raise ValueError("verb must be 1-100 characters")
-    record = {
-        "v": FORMAT_VERSION,
-        "actor_type": str(actor.type),
-        "actor_id": str(actor.id)[:64],
-        "actor_label": str(actor.label)[:200],
-        "verb": verb,
-        "target_type": str(target_type)[:100],
-        "target_id": str(target_id)[:100],
-        "correlation_id": (correlation_id or get_correlation_id())[:64],
-        "data": data or {},
-    }
     # Everything is checked before any statement: an error inside the append would doom the
     # caller's whole transaction, which it joins without a savepoint.
-    check_json_safe(record, path="event")
+    params = audit_append_params(actor=actor, verb=verb, target_type=target_type, target_id=target_id, data=data,
+                                 correlation_id=correlation_id)
     # savepoint=False: joining the caller's transaction needs no savepoint (an audit failure
     # fails the whole change anyway), which saves two round trips per event.
     with transaction.atomic(savepoint=False):
         with prepared_cursor() as cursor:
             # Lock, head read, seq, timestamp, hash and insert in one call (migration 0003).
-            cursor.execute("SELECT seq, hash FROM governance_audit_append(%s, %s, %s, %s)",
-                           [AUDIT_LOCK_CLASS, *body_pieces(record)])
+            cursor.execute(f"SELECT seq, hash FROM {AUDIT_APPEND_CALL}", params)
             seq, digest = cursor.fetchone()
     return AppendedEvent(seq=seq, hash=digest, schema=connection.schema_name)

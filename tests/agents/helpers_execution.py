@@ -204,6 +204,8 @@ def audit_trail_locked(schema: str) -> Iterator[psycopg.Connection[Any]]:
 
 # The audit append (lock, head read and INSERT) is one function call; it waits at its INSERT.
 AUDIT_INSERT = "SELECT seq, hash FROM governance_audit_append%"
+# A plain step (lease, effect, outbox, step, audit event) is one statement (agents.engine).
+STEP_STATEMENT = "WITH claim AS (UPDATE agents_task SET attempt%"
 # The engine claims the task row with a conditional UPDATE (attempt check + lease bump).
 TASK_ROW_LOCK = 'UPDATE agents_task SET attempt%'
 
@@ -215,6 +217,11 @@ def lock_waiters(query_like: str) -> list[int]:
         rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                             "AND wait_event_type = 'Lock' AND query LIKE %s", [query_like]).fetchall()
     return [row[0] for row in rows]
+
+
+def backend_alive(pid: int) -> bool:
+    with database_connect(autocommit=True) as conn:
+        return bool(conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone())
 
 
 def holds_row_exclusive(pid: int, relation: str) -> bool:

@@ -25,9 +25,9 @@ from agents.services import agent_status_set, task_cancel, task_submit, tasks_ov
 from agents.tasks import sweep_ack_deadlines
 from hitl.models import ApprovalRequest
 from hitl.services import approval_decide
-from tests.agents.helpers_execution import (ALICE, AUDIT_INSERT, FINAL, REFUND_ARGUMENTS, REFUND_TICKET, TASK_ROW_LOCK,
-                                            StartWorker, advance_here, audit_trail_locked, broker_purge, effect_keys,
-                                            holds_row_exclusive, lock_waiters, only_our_workers, outbox_kinds, outcome,
+from tests.agents.helpers_execution import (ALICE, AUDIT_INSERT, FINAL, REFUND_ARGUMENTS, REFUND_TICKET, STEP_STATEMENT,
+                                            TASK_ROW_LOCK, StartWorker, advance_here, audit_trail_locked, backend_alive,
+                                            broker_purge, effect_keys, holds_row_exclusive, lock_waiters, only_our_workers, outbox_kinds, outcome,
                                             resolution_agent, send_advance, steps_of, transitions_of,
                                             triage_task_after_first_step, use_tenant, user, wait_for_state, wait_until,
                                             worker_settings, worker_start)
@@ -95,11 +95,12 @@ def test_an_approval_message_delivered_twice_at_once_runs_the_refund_once(
 
 def test_a_worker_killed_after_writing_the_effect_reruns_the_step_and_sends_one_reply(
         committed: None, worker_start: StartWorker) -> None:
-    """The step's transaction has written the Effect and its outbox row and waits on the audit
-    trail we lock (a deterministic 'slow' point after the effect, before COMMIT and the ack).
-    SIGKILL of the pool process loses the transaction (PostgreSQL rolls it back when the
-    dead client's backend ends) and the unacked message comes back (acks_late +
-    reject_on_worker_lost) to the pool's next process, which runs the step again."""
+    """The step's statement has written the Effect and the Step and waits on the audit trail we
+    lock, which it appends to last (a deterministic 'slow' point after the effect, before COMMIT
+    and the ack). SIGKILL of the pool process loses the transaction (PostgreSQL notices the dead
+    client within a second, even while the statement waits, and rolls it back) and the unacked
+    message comes back (acks_late + reject_on_worker_lost) to the pool's next process, which
+    runs the step again."""
     use_tenant("acme")
     task = triage_task_after_first_step()
     broker_purge()
@@ -107,12 +108,15 @@ def test_a_worker_killed_after_writing_the_effect_reruns_the_step_and_sends_one_
     with audit_trail_locked("acme") as lock:
         message = send_advance(task_id=task.pk, attempt=task.attempt)
         worker = worker_start(concurrency=1)
-        [writer] = wait_until(lambda: lock_waiters(AUDIT_INSERT), what="the step waiting on the audit trail")
+        [writer] = wait_until(lambda: lock_waiters(STEP_STATEMENT), what="the step waiting on the audit trail")
         assert holds_row_exclusive(writer, "acme.agents_effect")
         assert holds_row_exclusive(writer, "acme.agents_outboxmessage")
         [child] = worker.children()
         os.kill(child, signal.SIGKILL)
         wait_until(lambda: "WorkerLostError" in worker.log_path.read_text(), what="the worker to notice the loss")
+        # PostgreSQL notices the dead client while the statement waits
+        # (client_connection_check_interval) and rolls the step back.
+        wait_until(lambda: not backend_alive(writer), what="the killed worker's backend to end")
         lock.rollback()
 
     done = wait_for_state(task.pk, FINAL)
