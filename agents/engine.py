@@ -53,10 +53,12 @@ def dispatch(*, task_id: int, attempt: int, countdown: float = 0) -> None:
     from agents.tasks import advance_task
 
     kwargs = {"schema": connection.schema_name, "task_id": task_id, "attempt": attempt}
-    # kwargsrepr: the plain repr of three scalars, instead of Celery's size-limited saferepr
-    # (a tenth of the CPU of a send).
+    # Two savings on a send, each about a tenth of its CPU: kwargsrepr is the plain repr of
+    # three scalars (not Celery's size-limited saferepr), and the queue is not declared again
+    # (on Redis a message for a queue needs no declaration; workers declare what they consume).
     transaction.on_commit(lambda: advance_task.apply_async(
-        kwargs=kwargs, countdown=countdown or None, queue="steps", argsrepr="()", kwargsrepr=repr(kwargs)))
+        kwargs=kwargs, countdown=countdown or None, queue="steps", argsrepr="()", kwargsrepr=repr(kwargs),
+        declare=[]))
 
 
 def lease_renew(task: Task, *, countdown: float = 0) -> None:

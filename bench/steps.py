@@ -328,6 +328,8 @@ def _short(sql: str) -> str:
             return sql[:len(prefix)]
     if upper.startswith("WITH CLAIM AS"):
         return "WITH claim ... (the step statement)"
+    if upper.startswith(("WITH MOVED AS", "WITH EVENT AS")):
+        return "WITH moved ... (a transition)"
     if "FROM AGENTS_TASK T JOIN AGENTS_AGENT" in upper:
         return "SELECT agents_task (the snapshot)"
     table = re.search(r'(?i)\b(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql)
