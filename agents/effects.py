@@ -66,7 +66,8 @@ EFFECT_INSERT_SQL = (
     " VALUES (%(effect_key)s, %(task_id)s, %(index)s, %(effect_tool)s, %(effect_arguments_hash)s,"
     " %(effect_result)s::jsonb, now()) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),"
     " outbox AS (INSERT INTO agents_outboxmessage (effect_id, kind, payload, created_at)"
-    " SELECT id, %(outbox_kind)s::text, %(outbox_payload)s::jsonb, now() FROM effect WHERE %(outbox_kind)s::text IS NOT NULL)"
+    " SELECT id, %(outbox_kind)s::text, %(outbox_payload)s::jsonb, now() FROM effect"
+    " WHERE %(outbox_kind)s::text IS NOT NULL)"
     " SELECT id FROM effect"
 )
 

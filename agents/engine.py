@@ -4,9 +4,12 @@ tenant's schema already active.
 The lease: every message carries the ``attempt`` it was sent for. Each committed step (and
 every retry, approval or cancel) bumps ``Task.attempt``, so a duplicate, redelivered or
 out-of-date message finds a different attempt and is dropped. Planning (which may call an
-LLM) happens before the row lock; the lock is then taken, the lease re-checked, and the step
-is executed and recorded in one short transaction. The next message is sent after commit;
-if the process dies in between, the ack-deadline sweeper re-sends it.
+LLM) and running the tool (which only describes its effect) happen before any lock. A plain
+step is then one statement: it takes the row lock, re-checks the lease and records the step
+with its effect, outbox message and audit event, or writes nothing. The first and last
+messages of a task, approvals and escalations run in a short transaction instead. The next
+message is sent after commit; if the process dies in between, the ack-deadline sweeper
+re-sends it.
 """
 
 from __future__ import annotations
@@ -174,11 +177,12 @@ def _plan_step(task: Task, blueprint: BaseAgent, ctx: StepContext, decision: Dec
     """What a "record" or "tool" decision writes, or that its tool needs an approval first.
     None for the other decisions (finish, escalate)."""
     if decision.kind == "record":
-        llm = decision.llm
-        return PlannedStep(action=decision.action, decision="record", result=blueprint.execute_step(decision, ctx),
-                           reasoning=decision.reasoning, tokens=llm.tokens if llm else 0,
-                           cost_usd=llm.cost_usd if llm else 0, latency_ms=llm.latency_ms if llm else 0,
-                           audit={"model": llm.model, "tokens": llm.tokens, "cost_usd": str(llm.cost_usd)} if llm else {})
+        llm, result = decision.llm, blueprint.execute_step(decision, ctx)
+        if llm is None:
+            return PlannedStep(action=decision.action, decision="record", result=result, reasoning=decision.reasoning)
+        return PlannedStep(action=decision.action, decision="record", result=result, reasoning=decision.reasoning,
+                           tokens=llm.tokens, cost_usd=llm.cost_usd, latency_ms=llm.latency_ms,
+                           audit={"model": llm.model, "tokens": llm.tokens, "cost_usd": str(llm.cost_usd)})
     if decision.kind != "tool":
         return None
     spec = TOOLS.get(decision.action)
@@ -216,7 +220,8 @@ _STEP_EFFECT = (
     " created_at) SELECT %(effect_key)s, task_id, %(index)s, %(effect_tool)s, %(effect_arguments_hash)s,"
     " %(effect_result)s::jsonb, now() FROM claim RETURNING id, task_id),"
     " outbox AS (INSERT INTO agents_outboxmessage (effect_id, kind, payload, created_at)"
-    " SELECT id, %(outbox_kind)s::text, %(outbox_payload)s::jsonb, now() FROM effect WHERE %(outbox_kind)s::text IS NOT NULL),"
+    " SELECT id, %(outbox_kind)s::text, %(outbox_payload)s::jsonb, now() FROM effect"
+    " WHERE %(outbox_kind)s::text IS NOT NULL),"
 )
 _STEP_WRITE = (
     " step AS (INSERT INTO agents_step (task_id, index, action, arguments, result, decision, reasoning, tokens,"

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 
 from config.db import prepared_cursor
 from governance.actors import Actor
@@ -74,19 +74,17 @@ def audit_record(
     """Append one event to the chain of the connection's current schema.
 
     Joins the caller's transaction (the event commits or rolls back with the change it
-    records). The per-schema advisory lock is held until that transaction ends, so callers
-    record last, just before commit, to keep the serialized section tiny. Raises ValueError
-    for data that is not plain JSON.
+    records); outside one, the append commits by itself. The per-schema advisory lock is held
+    until that transaction ends, so callers record last, just before commit, to keep the
+    serialized section tiny. Raises ValueError for data that is not plain JSON.
     """
     # Everything is checked before any statement: an error inside the append would doom the
-    # caller's whole transaction, which it joins without a savepoint.
+    # caller's whole transaction.
     params = audit_append_params(actor=actor, verb=verb, target_type=target_type, target_id=target_id, data=data,
                                  correlation_id=correlation_id)
-    # savepoint=False: joining the caller's transaction needs no savepoint (an audit failure
-    # fails the whole change anyway), which saves two round trips per event.
-    with transaction.atomic(savepoint=False):
-        with prepared_cursor() as cursor:
-            # Lock, head read, seq, timestamp, hash and insert in one call (migration 0003).
-            cursor.execute(f"SELECT seq, hash FROM {AUDIT_APPEND_CALL}", params)
-            seq, digest = cursor.fetchone()
+    # One statement (migration 0003: lock, head read, seq, timestamp, hash and INSERT), so it
+    # needs no transaction or savepoint of its own.
+    with prepared_cursor() as cursor:
+        cursor.execute(f"SELECT seq, hash FROM {AUDIT_APPEND_CALL}", params)
+        seq, digest = cursor.fetchone()
     return AppendedEvent(seq=seq, hash=digest, schema=connection.schema_name)
