@@ -772,7 +772,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also run governed steps on a cProfiled worker and print where the time goes")
     parser.add_argument("--repeats", type=int, default=None, help="throughput runs of each kind, median kept (3; 1 quick)")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker pool size (-c), default 2")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="worker pool size (-c); default: the project's CELERY_WORKER_CONCURRENCY")
     parser.add_argument("--db-name", default="vigil_bench_steps", help="scratch database (must start with vigil_bench)")
     parser.add_argument("--redis-url", default=None,
                         help="broker to use instead of a private redis-server (its database is flushed!)")
@@ -836,6 +837,7 @@ def main(argv: list[str] | None = None) -> int:
 
         import bench.steps_tasks  # noqa: F401  (registers the bench blueprints and tasks)
 
+        args.concurrency = args.concurrency or settings.CELERY_WORKER_CONCURRENCY
         progress("setup: shared migrations, warm pool of 1, provisioning one tenant ...")
         setup = setup_tenant()
         schema = setup["tenant"].schema_name
@@ -1038,6 +1040,7 @@ def main(argv: list[str] | None = None) -> int:
         "governed_step_p50_ms": round(p50(gov_lat), 2),
         "sql_round_trips_per_step": ana["steady_trips"],
         "quick": quick,
+        "worker_concurrency": args.concurrency,
         "fsync": server["fsync"],
         "targets_met": all(ok for _, ok, _ in checks),
         "load_before": round(load_before[0], 2),

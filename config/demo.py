@@ -49,7 +49,7 @@ def main() -> int:
                                  "--port", port, "--workers", web_workers, "--no-access-log"],
                                 cwd=BASE_DIR, env=env),
         "worker": subprocess.Popen([PY, "-m", "celery", "-A", "config", "worker", "-Q", "steps,housekeeping",
-                                    "-c", "2", "--loglevel", "INFO"], cwd=BASE_DIR, env=env),
+                                    "--loglevel", "INFO"], cwd=BASE_DIR, env=env),
         "beat": subprocess.Popen([PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
                                   "--schedule", str(BASE_DIR / ".run" / "celerybeat-schedule")],
                                  cwd=BASE_DIR, env=env),

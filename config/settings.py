@@ -205,6 +205,9 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Agent steps mostly wait (for their commit, for an LLM), so a worker runs more processes than
+# there are cores; docs/benchmarks.md measures 2 and 4 on 2 cores.
+CELERY_WORKER_CONCURRENCY = env_int("VIGIL_WORKER_CONCURRENCY", 2 * (os.cpu_count() or 1))
 CELERY_TASK_DEFAULT_QUEUE = "steps"
 CELERY_TASK_ROUTES = {
     "tenants.tasks.*": {"queue": "housekeeping"},
