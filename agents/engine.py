@@ -14,6 +14,7 @@ re-sends it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -299,10 +300,11 @@ def advance(*, task_id: int, attempt: int) -> str:
                         else Decision.escalate(f"stopped after {len(steps)} steps (max_iterations)"))
             planned = _plan_step(task, blueprint, ctx, decision, index)
         if isinstance(planned, PlannedStep) and task.state == S.IN_PROGRESS:
-            # The common step: one statement, which is its own transaction.
-            if not _step_commit(task, planned, attempt=attempt, new_attempt=attempt + 1, index=index):
-                return STALE
-            return _next(task, index)
+            # The common step: one statement, which is its own transaction (inside a caller's
+            # transaction, a savepoint keeps that transaction usable should the statement fail).
+            with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+                written = _step_commit(task, planned, attempt=attempt, new_attempt=attempt + 1, index=index)
+            return _next(task, index) if written else STALE
         with transaction.atomic():
             if not _claim(task, attempt):
                 return STALE

@@ -217,10 +217,11 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Kombu's Redis transport with one client per channel (config/broker.py); only for redis:// URLs.
+CELERY_BROKER_TRANSPORT = (
+    "config.broker:Transport" if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None)
 # Redis redelivers an unacked message after this long; a step never takes near it, and the
 # database lease (Task.attempt) makes a redelivered duplicate harmless anyway.
-# Kombu's Redis transport with one client per channel (config/broker.py); only for redis:// URLs.
-CELERY_BROKER_TRANSPORT = "config.broker:Transport" if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("VIGIL_VISIBILITY_TIMEOUT", 3600)}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {

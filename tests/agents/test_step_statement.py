@@ -25,7 +25,10 @@ def _statements_of_next_step(task: Task) -> tuple[str, list[str]]:
     sent: list[str] = []
 
     def spy(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        sent.append(sql)
+        # A test runs inside a transaction, where the step statement gets a savepoint; a
+        # worker runs in autocommit, where it does not.
+        if "SAVEPOINT" not in sql:
+            sent.append(sql)
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(spy):
@@ -93,3 +96,22 @@ def test_prepared_statements_write_each_tenant_into_its_own_schema(acme: Tenant,
         assert Effect.objects.filter(task__in=mine).count() == 4
         assert Effect.objects.exclude(task__in=Task.objects.all()).count() == 0
         assert audit_chain_verify().ok
+
+
+def test_a_step_whose_effect_key_is_taken_fails_instead_of_recording_twice(in_acme: Tenant) -> None:
+    """The key task:<id>:step:<index> can only be taken by this very step, written with its
+    Step row; should it be taken anyway, the statement fails (nothing of it stays) and the
+    step is retried like any failure, and the caller's transaction stays usable."""
+    task = triage_task_after_first_step()
+    Effect.objects.create(idempotency_key=f"task:{task.pk}:step:1", task=task, step_index=1, tool="send_reply",
+                          arguments_hash="0" * 64, result={})
+    steps, events = Step.objects.count(), AuditEvent.objects.count()
+
+    assert advance(task_id=task.pk, attempt=task.attempt) == "retry"
+
+    after = Task.objects.get(pk=task.pk)
+    assert (after.state, after.retry_count) == ("retrying", 1)
+    assert "agents_effect" in after.last_error or "idempotency" in after.last_error
+    assert Step.objects.count() == steps
+    assert outbox_kinds(after) == []
+    assert [e.verb for e in AuditEvent.objects.order_by("seq")[events:]] == ["task.transition"]
