@@ -14,7 +14,7 @@ Set ``VIGIL_DB_PREPARE=0`` behind a pooler that cannot keep prepared statements
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,8 +30,8 @@ class PreparedCursor:
     def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
         self._cursor = cursor
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        def run(sql: str, params: Sequence[Any], many: bool, context: dict[str, Any]) -> None:
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> None:
+        def run(sql: str, params: Sequence[Any] | Mapping[str, Any], many: bool, context: dict[str, Any]) -> None:
             with connection.wrap_database_errors:
                 self._cursor.execute(sql, params, prepare=settings.VIGIL_DB_PREPARE or None)
 
