@@ -12,9 +12,10 @@ benchmark per server at a time (a session advisory lock shared with bench/provis
 second run waits for it).
 
 Setup: shared-schema migrations, a warm pool of 1 spare, one provisioned tenant, agents
-with the offline provider. One real worker, ``celery -A config worker -Q steps -c 2 -P
+with the offline provider. One real worker, ``celery -A config worker -Q steps -c N -P
 prefork --include bench.steps_tasks`` with the project's Celery settings (acks_late, prefetch
-1, CELERY_DB_REUSE_MAX), serves every run below.
+1, CELERY_DB_REUSE_MAX, N = CELERY_WORKER_CONCURRENCY unless --concurrency is given), serves
+every run below.
 
 What is measured (wall clock, first send to last completion):
 
