@@ -57,19 +57,27 @@ def effect_plan(*, tool: ToolSpec, arguments: dict[str, Any],
                                          outbox_kind=kind, outbox_payload=payload)
 
 
+def effect_ctes(*, source: str, on_conflict: str = "") -> str:
+    """The WITH entries ``effect`` and ``outbox`` that write a PlannedEffect (named
+    parameters: ``PlannedEffect.params()`` and ``%(index)s``) for the task id in the
+    ``task_id`` column of ``source``. The outbox row is written only with the effect row (it
+    selects from it) and only when the tool described a message; ``effect`` returns the new
+    row's id and task_id."""
+    return (
+        "effect AS (INSERT INTO agents_effect (idempotency_key, task_id, step_index, tool, arguments_hash, result,"
+        " created_at) SELECT %(effect_key)s, task_id, %(index)s, %(effect_tool)s, %(effect_arguments_hash)s,"
+        f" %(effect_result)s::jsonb, now() FROM {source} {on_conflict} RETURNING id, task_id),"
+        " outbox AS (INSERT INTO agents_outboxmessage (effect_id, kind, payload, created_at)"
+        " SELECT id, %(outbox_kind)s::text, %(outbox_payload)s::jsonb, now() FROM effect"
+        " WHERE %(outbox_kind)s::text IS NOT NULL)"
+    )
+
+
 # Claim the key and write its outbox message in one statement; on a taken key neither
-# happens (the effect INSERT returns no row, so the outbox SELECT is empty). The outbox row is
-# written only when the tool described a message.
-EFFECT_INSERT_SQL = (
-    "WITH effect AS ("
-    " INSERT INTO agents_effect (idempotency_key, task_id, step_index, tool, arguments_hash, result, created_at)"
-    " VALUES (%(effect_key)s, %(task_id)s, %(index)s, %(effect_tool)s, %(effect_arguments_hash)s,"
-    " %(effect_result)s::jsonb, now()) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),"
-    " outbox AS (INSERT INTO agents_outboxmessage (effect_id, kind, payload, created_at)"
-    " SELECT id, %(outbox_kind)s::text, %(outbox_payload)s::jsonb, now() FROM effect"
-    " WHERE %(outbox_kind)s::text IS NOT NULL)"
-    " SELECT id FROM effect"
-)
+# happens (the effect INSERT returns no row, so the outbox SELECT is empty).
+EFFECT_INSERT_SQL = ("WITH " + effect_ctes(source="(SELECT %(task_id)s::bigint AS task_id) AS given",
+                                           on_conflict="ON CONFLICT (idempotency_key) DO NOTHING")
+                     + " SELECT id FROM effect")
 
 
 def tool_run(*, task: Task, step_index: int, tool: ToolSpec, arguments: dict[str, Any],

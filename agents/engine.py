@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from agents.authorization import ALLOW, DENY, authorize
 from agents.blueprints import BaseAgent, Decision, StepContext, StepView, blueprint_class
-from agents.effects import PlannedEffect, effect_plan, tool_run
+from agents.effects import PlannedEffect, effect_ctes, effect_plan, tool_run
 from agents.events import publish
 from agents.exceptions import ToolError
 from agents.llm import provider_for
@@ -221,14 +221,7 @@ _STEP_CLAIM = (
     " updated_at = %(now)s WHERE id = %(task_id)s AND attempt = %(attempt)s AND state = 'in_progress'"
     " RETURNING id AS task_id),"
 )
-_STEP_EFFECT = (
-    " effect AS (INSERT INTO agents_effect (idempotency_key, task_id, step_index, tool, arguments_hash, result,"
-    " created_at) SELECT %(effect_key)s, task_id, %(index)s, %(effect_tool)s, %(effect_arguments_hash)s,"
-    " %(effect_result)s::jsonb, now() FROM claim RETURNING id, task_id),"
-    " outbox AS (INSERT INTO agents_outboxmessage (effect_id, kind, payload, created_at)"
-    " SELECT id, %(outbox_kind)s::text, %(outbox_payload)s::jsonb, now() FROM effect"
-    " WHERE %(outbox_kind)s::text IS NOT NULL),"
-)
+_STEP_EFFECT = " " + effect_ctes(source="claim") + ","
 _STEP_WRITE = (
     " step AS (INSERT INTO agents_step (task_id, index, action, arguments, result, decision, reasoning, tokens,"
     " cost_usd, latency_ms, created_at) SELECT task_id, %(index)s, %(action)s, %(arguments)s::jsonb,"
