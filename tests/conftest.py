@@ -118,8 +118,10 @@ def _session_redis_url() -> str:
     from django.conf import settings
 
     name = settings.DATABASES["default"]["NAME"]
-    # Databases 1-12 are for test sessions; 0 is the demo's, 13-15 the benchmarks'.
-    index = 1 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 12
+    # Databases 1-12 are for test sessions; 0 is the demo's, 13-15 the benchmarks'. Concurrent
+    # sessions that must not share one set VIGIL_TEST_REDIS_DB.
+    index = int(os.environ.get("VIGIL_TEST_REDIS_DB") or
+                1 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 12)
     base = settings.REDIS_URL.rsplit("/", 1)[0]
     return f"{base}/{index}"
 
