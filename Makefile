@@ -2,9 +2,11 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+# Every target here is for a development machine (config/settings.py: development mode).
+export VIGIL_ENV ?= development
 
 
-.PHONY: install browser services services-stop migrate demo test bench clean
+.PHONY: install browser services services-stop migrate demo lint test bench clean
 
 install: .venv/.installed
 
@@ -30,6 +32,12 @@ migrate: services
 demo: install
 	$(PY) -m config.services start
 	$(PY) -m config.demo
+
+# Lint, format and types (pyproject.toml): what CI runs before the tests.
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy .
 
 test: install browser
 	$(PY) -m config.services start --fast

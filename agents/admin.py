@@ -18,10 +18,12 @@ from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from agents import services
-from agents.api import RUN, user_can
 from agents.exceptions import InvalidAgentConfig
 from agents.models import Agent, AgentConfigVersion, OutboxMessage, Step, Task, TaskEvent, TaskPriority
 from config.errors import VigilError
+from governance import access
+from governance.access import Capability
+from governance.admin import AccessAdminMixin
 
 VERSIONED = ("config", "model_settings", "privilege_ceiling", "automation_level")
 
@@ -39,13 +41,15 @@ class AgentForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         from agents.blueprints import BLUEPRINTS
 
-        self.fields["blueprint"].widget = forms.Select(choices=[(b, b) for b in sorted(BLUEPRINTS)])
-        if self.instance.pk:
-            self.fields["blueprint"].disabled = True
-            self.fields["name"].disabled = True
+        # A user who may only view the agent gets a form without fields (the admin shows it read-only).
+        if "blueprint" in self.fields:
+            self.fields["blueprint"].widget = forms.Select(choices=[(b, b) for b in sorted(BLUEPRINTS)])
+        for name in ("blueprint", "name"):
+            if self.instance.pk and name in self.fields:
+                self.fields[name].disabled = True
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if self.errors:
             return data
         try:
@@ -62,7 +66,7 @@ class AgentForm(forms.ModelForm):
         return data
 
 
-class VersionInline(admin.TabularInline):
+class VersionInline(AccessAdminMixin, admin.TabularInline):
     model = AgentConfigVersion
     extra = 0
     can_delete = False
@@ -81,12 +85,14 @@ class VersionInline(admin.TabularInline):
     def diff_summary(self, obj: AgentConfigVersion) -> str:
         return ", ".join(obj.diff) or "-"
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Agent)
-class AgentAdmin(SimpleHistoryAdmin):
+class AgentAdmin(AccessAdminMixin, SimpleHistoryAdmin):
+    """Agents are created and changed through agents.services; they are paused, never deleted
+    here (their tasks keep them), and the history shows old versions without reverting to them
+    (rolling back makes a new version through the service)."""
+
+    access_view, access_add, access_change = Capability.VIEW, Capability.MANAGE_AGENTS, Capability.MANAGE_AGENTS
     form = AgentForm
     list_display = ("name", "blueprint", "status", "automation_level", "privilege_ceiling", "version", "updated_at")
     list_filter = ("blueprint", "status", "automation_level")
@@ -106,10 +112,12 @@ class AgentAdmin(SimpleHistoryAdmin):
         url = reverse("admin:agents_agent_run", args=[obj.pk])
         return format_html('<a class="button" href="{}">Run this agent on a ticket or event…</a>', url)
 
+    # The form saves inside the transaction Django's changeform_view opens (agent, grants and
+    # version in one), so it calls the services' "_within" forms: the others are durable.
     def save_model(self, request: HttpRequest, obj: Agent, form: Any, change: bool) -> None:
         reason = form.cleaned_data.get("reason", "")
         if not change:
-            created = services.agent_create(
+            created = services.agent_create_within(
                 name=obj.name, blueprint=obj.blueprint, config=obj.config, model_settings=obj.model_settings,
                 privilege_ceiling=obj.privilege_ceiling, automation_level=obj.automation_level,
                 description=obj.description, user=request.user, tools=None)
@@ -117,17 +125,18 @@ class AgentAdmin(SimpleHistoryAdmin):
             obj._state.adding = False
             return
         changes = {f: form.cleaned_data[f] for f in VERSIONED if f in form.changed_data}
-        services.agent_update(agent_id=obj.pk, user=request.user, reason=reason,
-                              description=form.cleaned_data.get("description", obj.description), **changes)
+        services.agent_update_within(agent_id=obj.pk, user=request.user, reason=reason,
+                                     description=form.cleaned_data.get("description", obj.description), **changes)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         if "tools" in form.changed_data:
-            services.agent_tools_set(agent_id=form.instance.pk, user=request.user,
-                                     tools=[t.name for t in form.cleaned_data["tools"]])
+            services.agent_tools_set_within(agent_id=form.instance.pk, user=request.user,
+                                            tools=[t.name for t in form.cleaned_data["tools"]])
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 
     def _status(self, request: HttpRequest, queryset: QuerySet[Agent], status: str) -> None:
+        queryset = access.scoped(request.user, Capability.MANAGE_AGENTS, queryset)
         for agent in queryset:
             services.agent_status_set(agent_id=agent.pk, status=status, user=request.user)
         self.message_user(request, f"{queryset.count()} agent(s) {status}", messages.SUCCESS)
@@ -145,12 +154,26 @@ class AgentAdmin(SimpleHistoryAdmin):
             path("<int:agent_id>/run/", self.admin_site.admin_view(self.run_view), name="agents_agent_run"),
             path("<int:agent_id>/rollback/<int:version>/", self.admin_site.admin_view(self.rollback_view),
                  name="agents_agent_rollback"),
-        ] + super().get_urls()
+            *super().get_urls(),
+        ]
+
+    def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+    def history_form_view(self, request: HttpRequest, object_id: str, version_id: str,
+                          extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "POST":
+            raise PermissionDenied  # a revert would bypass the service: roll back instead
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def _agent_for(self, request: HttpRequest, agent_id: int, capability: Capability) -> Agent:
+        agent = get_object_or_404(self.get_queryset(request), pk=agent_id)
+        if not access.user_may(request.user, capability, agent):
+            raise PermissionDenied
+        return agent
 
     def run_view(self, request: HttpRequest, agent_id: int) -> HttpResponse:
-        if not user_can(request.user, RUN):
-            raise PermissionDenied
-        agent = get_object_or_404(Agent, pk=agent_id)
+        agent = self._agent_for(request, agent_id, Capability.RUN)
         from agents.blueprints import blueprint_class
 
         example = {"triage": {"text": "I was charged twice for my subscription this month, please refund 29 EUR "
@@ -179,9 +202,7 @@ class AgentAdmin(SimpleHistoryAdmin):
         return TemplateResponse(request, "admin/agents/agent/run.html", context)
 
     def rollback_view(self, request: HttpRequest, agent_id: int, version: int) -> HttpResponse:
-        if not self.has_change_permission(request):
-            raise PermissionDenied
-        agent = get_object_or_404(Agent, pk=agent_id)
+        agent = self._agent_for(request, agent_id, Capability.MANAGE_AGENTS)
         if request.method != "POST":
             old = get_object_or_404(AgentConfigVersion, agent=agent, version=version)
             context = {**self.admin_site.each_context(request), "opts": self.model._meta, "agent": agent,
@@ -198,7 +219,7 @@ class AgentAdmin(SimpleHistoryAdmin):
         return HttpResponseRedirect(reverse("admin:agents_agent_change", args=[agent_id]))
 
 
-class StepInline(admin.TabularInline):
+class StepInline(AccessAdminMixin, admin.TabularInline):
     model = Step
     extra = 0
     can_delete = False
@@ -214,11 +235,8 @@ class StepInline(admin.TabularInline):
     def result_view(self, obj: Step) -> str:
         return format_html("<code>{}</code>", json.dumps(obj.result)[:400])
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-
-class TaskEventInline(admin.TabularInline):
+class TaskEventInline(AccessAdminMixin, admin.TabularInline):
     model = TaskEvent
     extra = 0
     can_delete = False
@@ -226,14 +244,14 @@ class TaskEventInline(admin.TabularInline):
     readonly_fields = fields
     ordering = ("id",)
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(AccessAdminMixin, admin.ModelAdmin):
+    """Tasks are started by running an agent and change through their actions (cancel, retry),
+    never by editing."""
+
     list_display = ("id", "agent", "state", "priority", "retry_count", "created_at", "finished_at")
-    list_filter = ("state", "priority", "agent")
+    list_filter = ("state", "priority", ("agent", admin.RelatedOnlyFieldListFilter))
     search_fields = ("id", "correlation_id", "last_error")
     date_hierarchy = "created_at"
     inlines = [StepInline, TaskEventInline]
@@ -257,18 +275,12 @@ class TaskAdmin(admin.ModelAdmin):
                 for a in obj.approvals.all()]
         return format_html_join(", ", '<a href="{}">{} ({})</a>', rows) if rows else "-"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # tasks are started by running an agent
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # tasks change through their actions (cancel, retry), never by editing
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return access.user_may(request.user, Capability.RUN)
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Task], call: Any, done: str) -> None:
         ok = 0
-        for task in queryset:
+        for task in access.scoped(request.user, Capability.RUN, queryset):
             try:
                 call(task_id=task.pk, user=request.user)
                 ok += 1
@@ -277,21 +289,17 @@ class TaskAdmin(admin.ModelAdmin):
         if ok:
             self.message_user(request, f"{ok} task(s) {done}", messages.SUCCESS)
 
-    @admin.action(description="Cancel selected tasks", permissions=["view"])
+    @admin.action(description="Cancel selected tasks", permissions=["run"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        if not user_can(request.user, RUN):
-            raise PermissionDenied
         self._each(request, queryset, services.task_cancel, "cancelled")
 
-    @admin.action(description="Retry selected escalated tasks", permissions=["view"])
+    @admin.action(description="Retry selected escalated tasks", permissions=["run"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        if not user_can(request.user, RUN):
-            raise PermissionDenied
         self._each(request, queryset, services.task_retry, "sent back to the workers")
 
 
 @admin.register(OutboxMessage)
-class OutboxAdmin(admin.ModelAdmin):
+class OutboxAdmin(AccessAdminMixin, admin.ModelAdmin):
     """Every side effect the agents produced, one row per effect (idempotency key)."""
 
     list_display = ("id", "kind", "task_link", "key", "created_at", "delivered_at")
@@ -311,12 +319,3 @@ class OutboxAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OutboxMessage]:
         return super().get_queryset(request).select_related("effect")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

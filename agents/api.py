@@ -10,48 +10,49 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents import services
+from agents import selectors, services
 from agents.blueprints import BLUEPRINTS, blueprint_describe
 from agents.models import Agent, AgentConfigVersion, AutomationLevel, PrivilegeLevel, Step, Task, TaskEvent, Tool
 from agents.states import FINAL
+from governance import access
+from governance.access import Capability
 
-READ, WRITE, RUN, DECIDE = "read", "write", "run", "decide"
-ROLE_GRANTS: dict[str, set[str]] = {
-    "viewer": {READ},
-    "reviewer": {READ, DECIDE},
-    "agent_manager": {READ, WRITE, RUN},
-    "admin": {READ, WRITE, RUN, DECIDE},
-}
 MAX_WAIT_SECONDS = 30.0
+VIEW, MANAGE_AGENTS, RUN, REVIEW = Capability.VIEW, Capability.MANAGE_AGENTS, Capability.RUN, Capability.REVIEW
 
 
-def user_can(user: Any, need: str) -> bool:
-    if not user or not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    roles = getattr(user, "_vigil_roles", None)
-    if roles is None:
-        roles = set(user.groups.values_list("name", flat=True))
-        user._vigil_roles = roles
-    return any(need in ROLE_GRANTS.get(role, set()) for role in roles)
-
-
-class RolePermission(BasePermission):
-    """Views name what each action needs (``needs = {"create": WRITE, ...}``); reading needs
-    READ. admin and agent_manager write and run, reviewer decides, viewer reads."""
+class CapabilityPermission(BasePermission):
+    """Views name the capability each action needs (``needs = {"create": MANAGE_AGENTS, ...}``);
+    anything else needs VIEW. governance.access answers for the user's roles and, on an object,
+    for their agent scope: an object out of their sight is 404, one in sight but out of reach 403."""
 
     message = "your role does not allow this"
 
-    def has_permission(self, request: Request, view: Any) -> bool:
+    def _need(self, request: Request, view: Any) -> Capability:
         needs = getattr(view, "needs", {})
-        need = needs.get(getattr(view, "action", None) or request.method.lower(), READ)
-        return user_can(request.user, need)
+        return needs.get(getattr(view, "action", None) or (request.method or "").lower(), VIEW)
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return access.user_may(request.user, self._need(request, view))
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        if not access.user_may(request.user, VIEW, obj):
+            raise NotFound(f"no {obj._meta.verbose_name} {obj.pk}")
+        return access.user_may(request.user, self._need(request, view), obj)
+
+
+class AgentScoped(GenericAPIView):
+    """Lists and lookups hold only rows of the agents in the user's sight (governance.access)."""
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return access.scoped(self.request.user, VIEW, super().filter_queryset(queryset))
 
 
 # ------------------------------------------------------------------ serializers (output)
@@ -132,9 +133,9 @@ class AgentIn(StrictIn):
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
     config = serializers.JSONField(required=False, default=dict)
     model_settings = serializers.JSONField(required=False, default=None)
-    privilege_ceiling = serializers.ChoiceField(choices=PrivilegeLevel.values, required=False,
+    privilege_ceiling = serializers.ChoiceField(choices=PrivilegeLevel.choices, required=False,
                                                 default=PrivilegeLevel.EXECUTE_SAFE)
-    automation_level = serializers.ChoiceField(choices=AutomationLevel.values, required=False,
+    automation_level = serializers.ChoiceField(choices=AutomationLevel.choices, required=False,
                                                default=AutomationLevel.SEMI_AUTO)
     tools = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=None)
 
@@ -149,8 +150,8 @@ class AgentChangeIn(StrictIn):
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     config = serializers.JSONField(required=False)
     model_settings = serializers.JSONField(required=False)
-    privilege_ceiling = serializers.ChoiceField(choices=PrivilegeLevel.values, required=False)
-    automation_level = serializers.ChoiceField(choices=AutomationLevel.values, required=False)
+    privilege_ceiling = serializers.ChoiceField(choices=PrivilegeLevel.choices, required=False)
+    automation_level = serializers.ChoiceField(choices=AutomationLevel.choices, required=False)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
@@ -185,7 +186,7 @@ def _valid(serializer_class: type[serializers.Serializer], request: Request) -> 
 
 # ------------------------------------------------------------------------------- views
 class BlueprintListApi(APIView):
-    permission_classes = [RolePermission]
+    permission_classes = [CapabilityPermission]
 
     @extend_schema(responses={200: dict})
     def get(self, request: Request) -> Response:
@@ -193,26 +194,28 @@ class BlueprintListApi(APIView):
 
 
 class ToolViewSet(viewsets.ReadOnlyModelViewSet):
-    permission_classes = [RolePermission]
+    permission_classes = [CapabilityPermission]
     serializer_class = ToolOut
     queryset = Tool.objects.all()
     lookup_field = "name"
 
 
-class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AgentViewSet(AgentScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Agents; ``{id}`` is the agent's id or its name."""
 
-    permission_classes = [RolePermission]
+    permission_classes = [CapabilityPermission]
     serializer_class = AgentOut
     queryset = Agent.objects.prefetch_related("tools")
     filterset_fields = ["blueprint", "status"]
     ordering_fields = ["name", "created_at"]
-    needs = {"create": WRITE, "partial_update": WRITE, "update": WRITE, "rollback": WRITE, "tools": WRITE,
-             "pause": WRITE, "resume": WRITE, "execute": RUN}
+    needs = {"create": MANAGE_AGENTS, "partial_update": MANAGE_AGENTS, "update": MANAGE_AGENTS,
+             "rollback": MANAGE_AGENTS, "tools": MANAGE_AGENTS, "pause": MANAGE_AGENTS, "resume": MANAGE_AGENTS,
+             "execute": RUN}
 
     def get_object(self) -> Agent:
         key = self.kwargs["pk"]
-        agent = services.agent_get(agent_id=int(key)) if key.isdigit() else services.agent_get(name=key)
+        is_id = key.isascii() and key.isdigit()
+        agent = services.agent_get(agent_id=int(key)) if is_id else services.agent_get(name=key)
         self.check_object_permissions(self.request, agent)
         return agent
 
@@ -261,11 +264,18 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(AgentOut(agent).data)
 
     @extend_schema(request=ExecuteIn, responses={200: TaskDetailOut, 202: TaskOut},
-                   parameters=[OpenApiParameter("wait", float, description="seconds to wait for the result")])
+                   parameters=[OpenApiParameter("wait", float, description="seconds to wait for the result"),
+                               OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, description=(
+                                   "1-200 printable ASCII characters; a retry with the same key within 24 h "
+                                   "returns the first task instead of creating another (422 "
+                                   "idempotency_key_reused if the body differs)"))])
     @action(detail=True, methods=["post"])
     def execute(self, request: Request, pk: str) -> Response:
         """Run the agent on JSON input. With ``?wait=S`` the finished task comes back (200) if
-        it ends within S seconds (at most 30); otherwise 202 with the task's URL."""
+        it ends within S seconds (at most 30); otherwise 202 with the task's URL. A request
+        with an ``Idempotency-Key`` header that repeats one of the last 24 hours in this tenant
+        answers with the task the first one created; the same key with another body is refused
+        (422, code ``idempotency_key_reused``)."""
         try:
             wait = min(MAX_WAIT_SECONDS, max(0.0, float(request.query_params.get("wait", 0))))
         except ValueError:
@@ -273,13 +283,13 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                              "extra": {"fields": {"wait": "must be a number"}}}, status=400)
         data = _valid(ExecuteIn, request)
         task = services.task_submit(agent_id=self.get_object().pk, input=data["input"], priority=data["priority"],
-                                    user=request.user)
+                                    user=request.user, idempotency_key=request.headers.get("Idempotency-Key"))
         deadline = time.monotonic() + wait
         while wait and time.monotonic() < deadline:
-            state = Task.objects.filter(pk=task.pk).values_list("state", flat=True).first()
+            state = selectors.task_state_get(task_id=task.pk)
             if state in FINAL or state in ("escalated", "awaiting_approval"):
-                task = Task.objects.prefetch_related("steps", "events").get(pk=task.pk)
-                return Response(TaskDetailOut(task, context={"request": request}).data)
+                detailed = selectors.task_with_history_get(task_id=task.pk)
+                return Response(TaskDetailOut(detailed, context={"request": request}).data)
             time.sleep(0.02)
         response = Response(TaskOut(task, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
         response["Location"] = f"/api/v1/tasks/{task.pk}/"
@@ -295,11 +305,11 @@ class TaskFilter(filters.FilterSet):
         fields = ["state", "agent", "priority"]
 
 
-class TaskViewSet(viewsets.ReadOnlyModelViewSet):
-    permission_classes = [RolePermission]
+class TaskViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
+    permission_classes = [CapabilityPermission]
     filterset_class = TaskFilter
     ordering_fields = ["created_at", "priority", "updated_at"]
-    needs = {"cancel": RUN, "escalate": DECIDE, "override": DECIDE, "retry": RUN}
+    needs = {"cancel": RUN, "escalate": REVIEW, "override": REVIEW, "retry": RUN}
 
     def get_queryset(self) -> QuerySet[Task]:
         query = Task.objects.select_related("agent")
@@ -344,10 +354,10 @@ class TaskViewSet(viewsets.ReadOnlyModelViewSet):
         return self.get_paginated_response(EventOut(page, many=True).data)
 
 
-class EventViewSet(viewsets.ReadOnlyModelViewSet):
+class EventViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
     """Every task transition, newest first (the event store)."""
 
-    permission_classes = [RolePermission]
+    permission_classes = [CapabilityPermission]
     serializer_class = EventOut
     queryset = TaskEvent.objects.order_by("-id")
     filterset_fields = ["task", "to_state"]

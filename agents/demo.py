@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from agents.models import AutomationLevel, PrivilegeLevel
-from agents.services import agent_create
+from typing import Any
 
-DEMO_AGENTS = (
+from agents.models import AutomationLevel, PrivilegeLevel
+from agents.services import agent_create_within
+
+DEMO_AGENTS: tuple[dict[str, Any], ...] = (
     {"name": "triage-bot", "blueprint": "triage", "description": "Classifies incoming support tickets.",
      "privilege_ceiling": PrivilegeLevel.EXECUTE_SAFE, "automation_level": AutomationLevel.SEMI_AUTO},
     {"name": "resolver", "blueprint": "resolution",
@@ -17,5 +19,6 @@ DEMO_AGENTS = (
 
 
 def demo_content_create() -> list[str]:
-    """Create the demo agents in the current schema (inside the caller's transaction)."""
-    return [agent_create(**spec).name for spec in DEMO_AGENTS]
+    """Create the demo agents in the current schema, inside the caller's transaction (the
+    tenant's provisioning: registered with tenants.hooks in agents.apps)."""
+    return [agent_create_within(**spec).name for spec in DEMO_AGENTS]

@@ -43,3 +43,10 @@ class EffectConflict(VigilError):
 class LLMError(VigilError):
     code = "llm_error"
     status = 502
+
+
+class IdempotencyKeyReused(VigilError):
+    """A submit reused an Idempotency-Key of the last 24 hours with a different request."""
+
+    code = "idempotency_key_reused"
+    status = 422

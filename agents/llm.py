@@ -3,13 +3,19 @@ validated dict plus token usage and estimated cost.
 
 - ``OfflineProvider``: deterministic, no network, the default without a key. It does real
   (rule and keyword based) work on support text, so demos and tests behave sensibly.
-- ``OpenAIProvider``: any OpenAI-compatible endpoint through the official ``openai`` client
-  (base URL, key and model per agent), with JSON-schema structured outputs.
+- ``OpenAIProvider``: any OpenAI-compatible endpoint through the official ``openai`` client,
+  with JSON-schema structured outputs. Endpoints are operator-defined connections
+  (tenants.connections): an agent names a connection and one of its models; the URL, the key's
+  environment variable and the timeout come from the connection, never from the agent.
+
+Errors raised here end up in ``task.last_error`` and task events, which tenants read: they
+are short and generic, and the provider's answer goes to the worker log only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -17,8 +23,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from django.conf import settings
+
 from agents.exceptions import LLMError
 from agents.schemas import schema_errors
+from config.connection import connection as db_connection
+from governance.context import get_correlation_id
+from tenants.connections import LLMConnectionUnavailable, llm_connection_usable
+
+logger = logging.getLogger(__name__)
 
 # USD per million tokens (input, output); unknown models use DEFAULT_PRICE.
 PRICES: dict[str, tuple[Decimal, Decimal]] = {
@@ -177,16 +190,34 @@ class OfflineProvider:
                          latency_ms=(time.perf_counter() - started) * 1000)
 
 
-class OpenAIProvider:
-    """Any OpenAI-compatible chat completions endpoint, with JSON-schema structured output."""
+def timeout_ceiling() -> float:
+    """The longest one LLM call may take: below the step lease (TASK_ACK_TIMEOUT_SECONDS) by a
+    margin for the step's own work, so that a slow endpoint fails its step instead of outliving
+    the lease, when the sweeper would send the step again and a second attempt would call the
+    model while the first still waits."""
+    lease = float(settings.TASK_ACK_TIMEOUT_SECONDS)
+    return max(0.5, lease - max(1.0, lease / 5))
 
-    def __init__(self, *, model: str, api_key: str, base_url: str | None = None, timeout: float = 20.0) -> None:
+
+class OpenAIProvider:
+    """Any OpenAI-compatible chat completions endpoint, with JSON-schema structured output.
+    ``connection`` names the endpoint in error messages."""
+
+    def __init__(self, *, model: str, api_key: str, base_url: str, timeout: float, connection: str = "openai") -> None:
         from openai import OpenAI
 
         self.model = model
+        self.connection = connection
         # No client-side retries: a failed call fails the step, and the engine retries it with
-        # backoff under a fresh lease. Keep `timeout` below TASK_ACK_TIMEOUT_SECONDS.
+        # backoff under a fresh lease.
         self.client = OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+
+    def _failed(self, what: str, *, cause: Exception | None = None, **detail: Any) -> LLMError:
+        # The cause (with the endpoint's answer) goes to the log; the error, which the task
+        # keeps as its last_error for the tenant to read, says only what failed.
+        logger.warning("llm.call_failed", extra={"connection": self.connection, "model": self.model,
+                                                 "correlation_id": get_correlation_id(), **detail}, exc_info=cause)
+        return LLMError(f"the model connection {self.connection!r} {what}; see the worker log")
 
     def structured(self, *, task: str, system: str, user: str, schema: dict[str, Any]) -> LLMResult:
         import openai
@@ -200,16 +231,19 @@ class OpenAIProvider:
                                  "json_schema": {"name": task, "schema": schema, "strict": True}},
                 temperature=0,
             )
+        except openai.APIStatusError as exc:
+            raise self._failed(f"failed (HTTP {exc.status_code})", cause=exc, status=exc.status_code) from None
         except openai.OpenAIError as exc:
-            raise LLMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
+            raise self._failed(f"failed ({type(exc).__name__})", cause=exc) from None
         content = response.choices[0].message.content or ""
         try:
             data = json.loads(content)
         except json.JSONDecodeError as exc:
-            raise LLMError(f"{self.model} returned invalid JSON: {exc}") from exc
+            raise self._failed("returned invalid JSON", cause=exc) from None
         errors = schema_errors(data, schema)
         if errors:
-            raise LLMError(f"{self.model} output failed its schema: {errors}")
+            # The paths only: the messages quote the model's output.
+            raise self._failed(f"returned output that failed its {task!r} schema", paths=sorted(errors))
         usage = response.usage
         prompt_tokens = usage.prompt_tokens if usage else 0
         completion_tokens = usage.completion_tokens if usage else 0
@@ -219,18 +253,28 @@ class OpenAIProvider:
                          latency_ms=(time.perf_counter() - started) * 1000)
 
 
-def provider_for(model_settings: dict[str, Any]) -> Provider:
-    """The agent's provider: OpenAI-compatible when it names one and its key is set in the
-    environment variable ``api_key_env`` (default OPENAI_API_KEY), else the offline provider.
-    Keys never live in the agent's stored settings."""
-    name = model_settings.get("provider", "offline")
-    if name == "offline":
-        return OfflineProvider()
-    if name != "openai":
-        raise LLMError(f"unknown provider {name!r}")
-    key = os.environ.get(model_settings.get("api_key_env") or "OPENAI_API_KEY")
+def provider_for(model_settings: dict[str, Any], *, schema_name: str | None = None) -> Provider:
+    """The agent's provider. ``{"provider": "offline"}`` (or no settings) is the offline
+    provider; ``{"connection": name, "model": model}`` is the operator's connection of that
+    name, if the tenant (``schema_name``, default the connection's current schema) may use it,
+    still offers the model, and the workers have its key. Anything else in the settings is
+    ignored. Raises LLMError otherwise: never a silent fallback to another endpoint or to the
+    offline provider."""
+    if "connection" not in model_settings:
+        if model_settings.get("provider", "offline") == "offline":
+            return OfflineProvider()
+        raise LLMError("the agent's model settings name no model connection; choose one, or the offline provider")
+    name = str(model_settings["connection"])[:50]
+    try:
+        found = llm_connection_usable(name=name, schema_name=schema_name or db_connection.schema_name)
+    except LLMConnectionUnavailable as exc:
+        raise LLMError(str(exc)) from None
+    model = model_settings.get("model")
+    if not isinstance(model, str) or model not in found.allowed_models:
+        raise LLMError(f"the model connection {name!r} does not offer the agent's model")
+    key = os.environ.get(found.api_key_env)
     if not key:
-        return OfflineProvider()
-    return OpenAIProvider(model=model_settings.get("model", "gpt-4o-mini"), api_key=key,
-                          base_url=model_settings.get("base_url") or os.environ.get("OPENAI_BASE_URL"),
-                          timeout=float(model_settings.get("timeout", 20)))
+        logger.warning("llm.key_missing", extra={"connection": name, "api_key_env": found.api_key_env})
+        raise LLMError(f"the model connection {name!r} has no key on this worker; see the worker log")
+    return OpenAIProvider(model=model, api_key=key, base_url=found.base_url, connection=name,
+                          timeout=min(found.timeout_seconds, timeout_ceiling()))

@@ -48,7 +48,8 @@ class Agent(models.Model):
     blueprint = models.CharField(max_length=50)
     config = models.JSONField(default=dict, blank=True)
     model_settings = models.JSONField(default=dict, blank=True,
-                                      help_text='{"provider": "offline"|"openai", "model", "base_url", "api_key_env"}')
+                                      help_text='{"provider": "offline"} or {"connection": "<an LLM connection>", '
+                                                '"model": "<one of its models>"}')
     privilege_ceiling = models.PositiveSmallIntegerField(
         choices=PrivilegeLevel.choices, default=PrivilegeLevel.EXECUTE_SAFE,
         validators=[MinValueValidator(1), MaxValueValidator(5)])
@@ -63,6 +64,10 @@ class Agent(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # Object permissions (guardian) that limit a user to some agents; view_agent is
+        # Django's own. What they mean is governance.access's.
+        permissions = [("manage_agent", "Can manage and run this agent"),
+                       ("review_agent", "Can review this agent's approval requests")]
 
     def __str__(self) -> str:
         return self.name
@@ -132,6 +137,9 @@ class Task(models.Model):
     context = models.JSONField(default=dict, blank=True, help_text="the blueprint's working memory")
     agent_version = models.PositiveIntegerField(default=1)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # The client's Idempotency-Key of the submit that created the task (unique in the tenant's
+    # schema while set); a retry with the same key returns this task instead of a new one.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -141,6 +149,8 @@ class Task(models.Model):
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["agent", "state"], name="task_agent_state"),
                    models.Index(fields=["state"], name="task_state")]
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="task_idempotency_key_unique",
+                                               condition=models.Q(idempotency_key__isnull=False))]
 
     def __str__(self) -> str:
         return f"task {self.pk} ({self.agent_id}, {self.state})"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -12,29 +14,60 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents.blueprints import BLUEPRINTS, blueprint_class
-from agents.engine import dispatch, lease_renew
-from agents.exceptions import AgentNotFound, AgentUnavailable, InvalidAgentConfig, TaskNotFound
+from agents.exceptions import (AgentNotFound, AgentUnavailable, IdempotencyKeyReused, IllegalTransition,
+                               InvalidAgentConfig, TaskNotFound)
+from agents.hooks import approvals
+from agents.lease import dispatch, lease_deadline, lease_renew
 from agents.models import (Agent, AgentConfigVersion, AgentStatus, AutomationLevel, PrivilegeLevel, Task,
                            TaskPriority, TaskState as S, Tool)
 from agents.schemas import schema_errors
 from agents.states import task_transition
 from agents.tools import TOOLS
+from config.connection import connection as db_connection
 from governance.actors import Actor
 from governance.context import get_correlation_id
 from governance.services import audit_record
-from hitl.models import ApprovalRequest, ApprovalStatus
+from tenants.connections import LLMConnectionUnavailable, llm_connection_usable
 
 logger = logging.getLogger(__name__)
 
 VERSIONED_FIELDS = ("config", "model_settings", "privilege_ceiling", "automation_level")
+# {"provider": "offline"} or {"connection": <an operator's LLM connection>, "model": <one of its
+# models>}. A tenant never names a URL, an environment variable or a timeout: those belong to
+# the connection (tenants.connections), and any other key is refused by name.
 MODEL_SETTINGS_SCHEMA: dict[str, Any] = {
-    "type": "object", "additionalProperties": False,
-    "properties": {"provider": {"type": "string", "enum": ["offline", "openai"]},
-                   "model": {"type": "string", "minLength": 1, "maxLength": 100},
-                   "base_url": {"type": "string", "maxLength": 500},
-                   "api_key_env": {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$"},
-                   "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 600}},
+    "type": "object",
+    "properties": {"provider": {"type": "string", "enum": ["offline"]},
+                   "connection": {"type": "string", "minLength": 1, "maxLength": 50},
+                   "model": {"type": "string", "minLength": 1, "maxLength": 100}},
 }
+
+
+def _model_settings_errors(model_settings: dict[str, Any]) -> dict[str, str]:
+    """Field errors of an agent's model settings: their shape, then whether the current tenant
+    may use the connection they name and whether it offers the model."""
+    refused = "not allowed: name a connection and one of its models; the operator sets its URL, key and timeout"
+    known = MODEL_SETTINGS_SCHEMA["properties"]
+    errors = {f"model_settings.{key}": refused for key in model_settings if key not in known}
+    errors.update({f"model_settings.{k}": v for k, v in schema_errors(model_settings, MODEL_SETTINGS_SCHEMA).items()})
+    if errors:
+        return errors
+    if "connection" not in model_settings:
+        return {"model_settings.model": "needs a connection"} if "model" in model_settings else {}
+    if "provider" in model_settings:
+        return {"model_settings.provider": "give either a provider or a connection, not both"}
+    name = model_settings["connection"]
+    try:
+        found = llm_connection_usable(name=name, schema_name=db_connection.schema_name)
+    except LLMConnectionUnavailable as exc:
+        return {"model_settings.connection": str(exc)}
+    offered = ", ".join(found.allowed_models)
+    if "model" not in model_settings:
+        return {"model_settings.model": f"this field is required: one of {offered}"}
+    if model_settings["model"] not in found.allowed_models:
+        model = model_settings["model"]
+        return {"model_settings.model": f"{model!r} is not offered by {name!r}; choose one of {offered}"}
+    return {}
 
 
 def tools_sync() -> int:
@@ -64,7 +97,7 @@ def _validate_agent_fields(*, blueprint: str, config: Any, model_settings: Any, 
     if not isinstance(model_settings, dict):
         errors["model_settings"] = "must be a JSON object"
     else:
-        errors.update({f"model_settings.{k}": v for k, v in schema_errors(model_settings, MODEL_SETTINGS_SCHEMA).items()})
+        errors.update(_model_settings_errors(model_settings))
     if privilege_ceiling not in PrivilegeLevel.values or isinstance(privilege_ceiling, bool):
         errors["privilege_ceiling"] = "must be an integer from 1 to 5"
     if automation_level not in AutomationLevel.values:
@@ -96,13 +129,26 @@ def _version_record(agent: Agent, *, user: AbstractBaseUser | None, reason: str,
         author_label=_user_actor(user).label, reason=reason[:500], diff=diff, **after)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def agent_create(*, name: str, blueprint: str, config: dict[str, Any] | None = None,
                  model_settings: dict[str, Any] | None = None, privilege_ceiling: int = PrivilegeLevel.EXECUTE_SAFE,
                  automation_level: str = AutomationLevel.SEMI_AUTO, tools: list[str] | None = None,
                  description: str = "", user: AbstractBaseUser | None = None) -> Agent:
     """Create an agent with validated config (version 1) and its tool grants (default: the
     blueprint's tools). Raises InvalidAgentConfig with field errors."""
+    return agent_create_within(name=name, blueprint=blueprint, config=config, model_settings=model_settings,
+                               privilege_ceiling=privilege_ceiling, automation_level=automation_level, tools=tools,
+                               description=description, user=user)
+
+
+def agent_create_within(*, name: str, blueprint: str, config: dict[str, Any] | None = None,
+                        model_settings: dict[str, Any] | None = None,
+                        privilege_ceiling: int = PrivilegeLevel.EXECUTE_SAFE,
+                        automation_level: str = AutomationLevel.SEMI_AUTO, tools: list[str] | None = None,
+                        description: str = "", user: AbstractBaseUser | None = None) -> Agent:
+    """``agent_create`` inside the caller's transaction, for code that makes the agent part of
+    a change of its own: a tenant's demo content while it is provisioned, the admin's form
+    (saved with its tool grants in one transaction)."""
     config = {} if config is None else config
     model_settings = {"provider": "offline"} if model_settings is None else model_settings
     _validate_agent_fields(blueprint=blueprint, config=config, model_settings=model_settings,
@@ -126,19 +172,26 @@ def agent_create(*, name: str, blueprint: str, config: dict[str, Any] | None = N
 
 
 def agent_get(*, agent_id: int | None = None, name: str | None = None, lock: bool = False) -> Agent:
-    query = Agent.objects.select_for_update() if lock else Agent.objects.all()
+    # NO KEY: a change of an agent never touches its id, so inserts that refer to the agent
+    # (a task being submitted, checked at its COMMIT) need not wait for it.
+    query = Agent.objects.select_for_update(no_key=True) if lock else Agent.objects.all()
     try:
         return query.get(pk=agent_id) if agent_id is not None else query.get(name=name)
     except (Agent.DoesNotExist, ValueError, TypeError):
         raise AgentNotFound(f"no agent {agent_id if agent_id is not None else name!r}") from None
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def agent_update(*, agent_id: int, user: AbstractBaseUser | None, reason: str = "",
                  **changes: Any) -> Agent:
     """Change an agent's versioned settings (config, model_settings, privilege_ceiling,
     automation_level) and/or description: each versioned change is a new version with its
     author, reason and diff. Workers read the new config at their next step."""
+    return agent_update_within(agent_id=agent_id, user=user, reason=reason, **changes)
+
+
+def agent_update_within(*, agent_id: int, user: AbstractBaseUser | None, reason: str = "", **changes: Any) -> Agent:
+    """``agent_update`` inside the caller's transaction (the admin's form, a rollback)."""
     unknown = set(changes) - set(VERSIONED_FIELDS) - {"description"}
     if unknown:
         raise InvalidAgentConfig(f"cannot change {', '.join(sorted(unknown))}",
@@ -163,7 +216,7 @@ def agent_update(*, agent_id: int, user: AbstractBaseUser | None, reason: str = 
     return agent
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def agent_rollback(*, agent_id: int, version: int, user: AbstractBaseUser | None, reason: str = "") -> Agent:
     """Restore the settings of an earlier version, as a new version."""
     agent = agent_get(agent_id=agent_id, lock=True)
@@ -172,13 +225,18 @@ def agent_rollback(*, agent_id: int, version: int, user: AbstractBaseUser | None
     except AgentConfigVersion.DoesNotExist:
         raise InvalidAgentConfig(f"agent {agent.name} has no version {version}",
                                  fields={"version": "no such version"}) from None
-    return agent_update(agent_id=agent.pk, user=user, reason=reason or f"rollback to v{version}",
-                        **{f: getattr(old, f) for f in VERSIONED_FIELDS})
+    return agent_update_within(agent_id=agent.pk, user=user, reason=reason or f"rollback to v{version}",
+                               **{f: getattr(old, f) for f in VERSIONED_FIELDS})
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def agent_tools_set(*, agent_id: int, tools: list[str], user: AbstractBaseUser | None) -> Agent:
     """Replace the tools an agent may use (audited)."""
+    return agent_tools_set_within(agent_id=agent_id, tools=tools, user=user)
+
+
+def agent_tools_set_within(*, agent_id: int, tools: list[str], user: AbstractBaseUser | None) -> Agent:
+    """``agent_tools_set`` inside the caller's transaction (the admin's form)."""
     agent = agent_get(agent_id=agent_id, lock=True)
     granted = _tools_for(tools, agent.blueprint)
     before = sorted(agent.tools.values_list("name", flat=True))
@@ -188,7 +246,7 @@ def agent_tools_set(*, agent_id: int, tools: list[str], user: AbstractBaseUser |
     return agent
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def agent_status_set(*, agent_id: int, status: str, user: AbstractBaseUser | None) -> Agent:
     """Pause (running tasks stop at their next step boundary) or enable an agent; enabling
     re-sends the agent's held tasks."""
@@ -201,19 +259,30 @@ def agent_status_set(*, agent_id: int, status: str, user: AbstractBaseUser | Non
     agent.save(update_fields=["status", "updated_at"])
     audit_record(actor=_user_actor(user), verb=f"agent.{status}", target_type="agent", target_id=agent.pk, data={})
     if status == AgentStatus.ENABLED:
-        for task in Task.objects.select_for_update().filter(agent=agent, ack_deadline__isnull=True, state__in=[
-                S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING]):
+        held = Task.objects.select_for_update(of=("self",), no_key=True).filter(
+            agent=agent, ack_deadline__isnull=True, state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING])
+        for task in held:
             lease_renew(task)
     return agent
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def task_submit(*, agent_name: str | None = None, agent_id: int | None = None, input: Any,
-                priority: int = TaskPriority.MEDIUM, user: AbstractBaseUser | None = None) -> Task:
+                priority: int = TaskPriority.MEDIUM, user: AbstractBaseUser | None = None,
+                idempotency_key: str | None = None) -> Task:
     """Queue a task for an agent and send its first message after commit. Raises
     AgentNotFound, AgentUnavailable (paused) or InvalidAgentConfig with the input's field
-    errors."""
+    errors.
+
+    With ``idempotency_key`` (1-200 printable ASCII characters), a submit that repeats one of
+    the last IDEMPOTENCY_KEY_TTL in this tenant returns the task the first one created, in
+    whatever state it is now, and creates nothing; the same key with another agent, input or
+    priority raises IdempotencyKeyReused (422). A key older than that is forgotten."""
     agent = agent_get(agent_id=agent_id, name=agent_name)
+    if idempotency_key is not None:
+        earlier = _task_for_idempotency_key(idempotency_key)
+        if earlier is not None:
+            return _task_replayed(earlier, agent=agent, input=input, priority=priority)
     if agent.status != AgentStatus.ENABLED:
         raise AgentUnavailable(f"agent {agent.name} is paused", agent=agent.name)
     if priority not in TaskPriority.values or isinstance(priority, bool):
@@ -222,9 +291,17 @@ def task_submit(*, agent_name: str | None = None, agent_id: int | None = None, i
     if errors:
         raise InvalidAgentConfig("invalid task input", fields={f"input.{k}" if k != "(root)" else "input": v
                                                                for k, v in errors.items()})
-    task = Task.objects.create(agent=agent, input=input, priority=priority, agent_version=agent.version,
-                               correlation_id=get_correlation_id(),
-                               created_by=user if user is not None and user.is_authenticated else None)
+    try:
+        # With a key, a savepoint: a concurrent submit with the same key may commit its task first.
+        with transaction.atomic() if idempotency_key else contextlib.nullcontext():
+            task = Task.objects.create(agent=agent, input=input, priority=priority, agent_version=agent.version,
+                                       correlation_id=get_correlation_id(), idempotency_key=idempotency_key,
+                                       created_by=user if user is not None and user.is_authenticated else None)
+    except IntegrityError:
+        winner = Task.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
+        if winner is None:
+            raise
+        return _task_replayed(winner, agent=agent, input=input, priority=priority)
     actor = _user_actor(user)
     audit_record(actor=actor, verb="task.submitted", target_type="task", target_id=task.pk,
                  data={"agent": agent.name, "priority": priority}, correlation_id=task.correlation_id)
@@ -236,8 +313,33 @@ def task_submit(*, agent_name: str | None = None, agent_id: int | None = None, i
     return task
 
 
+IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,200}")
+
+
+def _task_for_idempotency_key(key: str) -> Task | None:
+    """The task an earlier submit created with ``key``, if that was within the TTL. An
+    expired key is released (cleared on its task) so that this submit can take it."""
+    if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidAgentConfig("invalid Idempotency-Key", fields={
+            "idempotency_key": "must be 1 to 200 printable ASCII characters"})
+    earlier = Task.objects.filter(idempotency_key=key).first()
+    if earlier is not None and earlier.created_at < timezone.now() - IDEMPOTENCY_KEY_TTL:
+        Task.objects.filter(pk=earlier.pk, idempotency_key=key).update(idempotency_key=None)
+        return None
+    return earlier
+
+
+def _task_replayed(earlier: Task, *, agent: Agent, input: Any, priority: int) -> Task:
+    if (earlier.agent_id, earlier.input, earlier.priority) != (agent.pk, input, priority):
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {earlier.idempotency_key!r} was used for task {earlier.pk} with another agent, "
+            "input or priority; use a new key for a new request", task=earlier.pk)
+    return earlier
+
+
 def task_get(*, task_id: int, lock: bool = False) -> Task:
-    query = Task.objects.select_for_update() if lock else Task.objects.all()
+    query = Task.objects.select_for_update(no_key=True) if lock else Task.objects.all()
     try:
         return query.get(pk=task_id)
     except (Task.DoesNotExist, ValueError, TypeError):
@@ -245,11 +347,11 @@ def task_get(*, task_id: int, lock: bool = False) -> Task:
 
 
 def _approvals_close(task: Task) -> None:
-    ApprovalRequest.objects.filter(task=task, status=ApprovalStatus.PENDING).update(
-        status=ApprovalStatus.CANCELLED, decided_at=timezone.now())
+    # Nobody can decide them any more (hitl owns the requests; see agents.hooks).
+    approvals().close(task_id=task.pk)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def task_cancel(*, task_id: int, user: AbstractBaseUser | None, reason: str = "") -> Task:
     """Cancel a task in any non-final state; in-flight messages become stale and pending
     approvals are closed. Raises IllegalTransition (409) from a final state."""
@@ -262,7 +364,7 @@ def task_cancel(*, task_id: int, user: AbstractBaseUser | None, reason: str = ""
     return task
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def task_escalate(*, task_id: int, user: AbstractBaseUser | None, reason: str) -> Task:
     """Hand a task to humans now (F-HITL-5)."""
     task = task_get(task_id=task_id, lock=True)
@@ -275,7 +377,7 @@ def task_escalate(*, task_id: int, user: AbstractBaseUser | None, reason: str) -
     return task
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def task_override(*, task_id: int, user: AbstractBaseUser | None, output: Any, reason: str = "") -> Task:
     """A reviewer completes an escalated task with the output they decide."""
     if not isinstance(output, dict):
@@ -287,7 +389,7 @@ def task_override(*, task_id: int, user: AbstractBaseUser | None, output: Any, r
     return task
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def task_retry(*, task_id: int, user: AbstractBaseUser | None) -> Task:
     """Send an escalated task back to the workers with a fresh retry budget."""
     task = task_get(task_id=task_id, lock=True)
@@ -302,14 +404,25 @@ def task_retry(*, task_id: int, user: AbstractBaseUser | None) -> Task:
     return task
 
 
-def tasks_overdue(*, now: Any = None) -> list[tuple[int, int]]:
-    """(task id, attempt) of tasks whose ack deadline passed while a worker held them."""
-    from agents.states import LEASED
+@transaction.atomic
+def task_resume(*, task_id: int, step_index: int, user: AbstractBaseUser | None, reason: str) -> Task:
+    """Send a task that waits for a decision at step ``step_index`` back to the workers, inside
+    the caller's transaction (hitl.services.approval_decide, which records the decision): one
+    statement moves it to in_progress with a new lease (attempt and deadline) and writes the
+    transition and its audit event; the message that holds the lease is sent after commit.
+    The engine then finds the decided request by task and step (agents.hooks).
 
-    now = now or timezone.now()
-    # A paused agent's tasks are held on purpose, not lost: resuming the agent re-sends them.
-    return list(Task.objects.filter(state__in=LEASED, ack_deadline__lt=now).exclude(agent__status=AgentStatus.PAUSED)
-                .values_list("pk", "attempt"))
+    Raises TaskNotFound, or IllegalTransition (409) when the task no longer waits at that step."""
+    task = task_get(task_id=task_id, lock=True)
+    if task.state != S.AWAITING_APPROVAL or task.steps.filter(index__gte=step_index).exists():
+        raise IllegalTransition(f"task {task.pk} is {task.state} and no longer waits at step {step_index}",
+                                task=task.pk, state=task.state, to=S.IN_PROGRESS)
+    task.attempt += 1
+    task.ack_deadline = lease_deadline()
+    task_transition(task=task, to=S.IN_PROGRESS, actor=_user_actor(user), reason=reason,
+                    also=["attempt", "ack_deadline"])
+    dispatch(task_id=task.pk, attempt=task.attempt)
+    return task
 
 
 @transaction.atomic
@@ -317,7 +430,8 @@ def tasks_resend_held() -> int:
     """Re-send the held tasks (runnable, no deadline: stopped at a step boundary while their
     tenant was suspended or their agent paused) of the enabled agents of the current schema.
     In-flight tasks always have a deadline and are left alone."""
-    held = Task.objects.select_for_update(skip_locked=True).filter(
+    # The agent is joined to filter, not locked (see lease.task_fail: the agent row is shared).
+    held = Task.objects.select_for_update(skip_locked=True, of=("self",), no_key=True).filter(
         state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING], ack_deadline__isnull=True,
         agent__status=AgentStatus.ENABLED)
     count = 0

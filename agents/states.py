@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-
 from django.db import connection
+from django.db.models import Field
 from django.utils import timezone
 
-from agents.exceptions import IllegalTransition
 from agents.events import publish
+from agents.exceptions import IllegalTransition
 from agents.models import Task, TaskState as S
+from agents.statements import transition, transition_params
 from config.db import prepared_cursor
 from governance.actors import Actor
-from governance.services import AUDIT_APPEND_CALL, audit_append_params
+from governance.services import audit_append_params
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.QUEUED: frozenset({S.ASSIGNED, S.CANCELLED}),
@@ -50,38 +50,22 @@ def task_transition(*, task: Task, to: str, actor: Actor, reason: str = "", save
     if to in (S.COMPLETED, S.ESCALATED, S.CANCELLED, S.VERIFIED):
         task.finished_at = now
     reason = reason[:500]
-    params = {
-        "task_id": task.pk, "from_state": source, "to_state": to, "reason": reason,
-        "actor": f"{actor.type}:{actor.label}"[:200], "attempt": task.attempt, "now": now,
-        **audit_append_params(actor=actor, verb="task.transition", target_type="task", target_id=task.pk,
-                              data={"from": source, "to": to, "reason": reason, "agent_id": task.agent_id},
-                              correlation_id=task.correlation_id or None),
-    }
-    fields: tuple[str, ...] = ()
+    values: dict[str, object] = {}
     if save:
         task.updated_at = now
-        fields = tuple(dict.fromkeys(["state", "started_at", "finished_at", "updated_at", *(also or [])]))
-        for name in fields:
+        for name in dict.fromkeys(["state", "started_at", "finished_at", "updated_at", *(also or [])]):
             field = Task._meta.get_field(name)
-            params[f"set_{name}"] = field.get_db_prep_save(getattr(task, field.attname), connection)
+            if not isinstance(field, Field):
+                raise TypeError(f"Task.{name} is not a column")
+            values[name] = field.get_db_prep_save(getattr(task, field.attname), connection)
+    params = transition_params(
+        task_id=task.pk, from_state=source, to_state=to, reason=reason, actor=f"{actor.type}:{actor.label}"[:200],
+        attempt=task.attempt, now=now, values=values,
+        audit=audit_append_params(actor=actor, verb="task.transition", target_type="task", target_id=task.pk,
+                                  data={"from": source, "to": to, "reason": reason, "agent_id": task.agent_id},
+                                  correlation_id=task.correlation_id or None))
     with prepared_cursor() as cursor:
-        cursor.execute(_transition_sql(fields), params)
+        cursor.execute(transition(tuple(values)).sql, params)
         if cursor.fetchone() is None:
             raise Task.DoesNotExist(f"task {task.pk} no longer exists")
     publish("task.state", task_id=task.pk, agent_id=task.agent_id, from_state=source, to_state=to, reason=reason)
-
-
-@functools.cache
-def _transition_sql(fields: tuple[str, ...]) -> str:
-    """One statement per transition: the task's UPDATE of ``fields`` (none: the caller saves
-    it), its TaskEvent and its audit event, each written only after the one before."""
-    event = ("INSERT INTO agents_taskevent (task_id, from_state, to_state, reason, actor, attempt, created_at)"
-             " SELECT {task}, %(from_state)s, %(to_state)s, %(reason)s, %(actor)s, %(attempt)s, %(now)s {source}"
-             " RETURNING task_id")
-    if fields:
-        assignments = ", ".join(f'"{Task._meta.get_field(name).column}" = %(set_{name})s' for name in fields)
-        head = (f"WITH moved AS (UPDATE agents_task SET {assignments} WHERE id = %(task_id)s RETURNING id),"
-                f" event AS ({event.format(task='id', source='FROM moved')}),")
-    else:
-        head = f"WITH event AS ({event.format(task='%(task_id)s', source='')}),"
-    return head + f" audit AS (SELECT {AUDIT_APPEND_CALL} AS appended FROM event) SELECT (appended).seq FROM audit"

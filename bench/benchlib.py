@@ -33,10 +33,13 @@ def say(text: str = "") -> None:
 
 
 def db_urls(db_name: str) -> tuple[str, str, str]:
-    """(base URL the settings would use, URL of the bench database, URL of 'postgres')."""
+    """(base URL of the tables' owner, URL of the bench database, URL of 'postgres'). A
+    benchmark creates its own database, so it logs in as the owner (who may create one) and,
+    like any setup with one login, also runs the application as that role."""
     from config.localservices import local_services
 
-    base = os.environ.get("DATABASE_URL") or local_services(ROOT).database_url
+    base = (os.environ.get("DATABASE_OWNER_URL") or os.environ.get("DATABASE_URL")
+            or local_services(ROOT).database_owner_url)
     parts = urllib.parse.urlsplit(base)
     bench = urllib.parse.urlunsplit(parts._replace(path="/" + db_name))
     maint = urllib.parse.urlunsplit(parts._replace(path="/postgres"))

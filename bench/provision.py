@@ -62,7 +62,7 @@ TARGETS = {
     "audit_append_4t_per_s": 2000.0,
     "audit_verify_per_s": 200_000.0,
 }
-PASSWORD = "bench-horse-battery-staple-9"
+PASSWORD = "bench-horse-battery-staple-9"  # noqa: S105 (the scratch tenants' admins, dropped with the database)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -536,10 +536,13 @@ def verdict(ok: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=None, help="tenants per provisioning path (default 20; 5 with --quick)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="tenants per provisioning path (default 20; 5 with --quick)")
     parser.add_argument("--quick", action="store_true", help="small sizes; finishes in under a minute")
-    parser.add_argument("--verify-events", type=int, default=None, help="events in the verified chain (100k; 20k quick)")
-    parser.add_argument("--append-seconds", type=float, default=None, help="length of each append run (5 s; 1.5 s quick)")
+    parser.add_argument("--verify-events", type=int, default=None,
+                        help="events in the verified chain (100k; 20k quick)")
+    parser.add_argument("--append-seconds", type=float, default=None,
+                        help="length of each append run (5 s; 1.5 s quick)")
     parser.add_argument("--repeats", type=int, default=None, help="runs of each append case, median kept (3)")
     parser.add_argument("--fill", choices=("audit_record", "copy"), default=None,
                         help="how the verified chain is filled (audit_record; copy with --quick)")
@@ -566,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
 
     _, bench_url, maint_url = db_urls(args.db_name)
     # Settings read these when django.setup() imports them: point Django at the scratch database.
-    os.environ["DATABASE_URL"] = bench_url
+    os.environ["DATABASE_URL"] = os.environ["DATABASE_OWNER_URL"] = bench_url
+    os.environ.setdefault("VIGIL_ENV", "development")
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ.setdefault("VIGIL_LOG_LEVEL", "WARNING")
     os.environ.setdefault("VIGIL_SPARE_POOL_SIZE", "0")

@@ -39,8 +39,9 @@ What is measured (wall clock, first send to last completion):
 * anatomy of a step, in this process before the worker starts, message by message through
   ``agents.advance_task`` (TenantTask included, Celery's consumer not): SQL round trips
   (libpq trace: every ReadyForQuery is one), the statements, each statement's
-  client-observed time, the price of one bare round trip, time per step, the cost of a
-  long task's context, and a cProfile breakdown.
+  client-observed time, the price of one bare round trip, time per step, a cProfile
+  breakdown, and a long task: the p50 of its steps at index 300-319 over that of steps
+  1-20 (``long_task_step_ratio``, at most 1.2: a step's cost must not grow with the task).
 * ``--profile``: afterwards, one more governed run on a worker whose pool children profile
   each task they run (BENCH_STEPS_PROFILE), with the breakdown per message.
 
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import itertools
 import json
 import os
 import platform
@@ -80,6 +82,7 @@ TARGETS = {
     "added_p50_ms": 5.0,            # at most
     "added_p99_ms": 25.0,           # at most
     "approve_resume_p50_ms": 50.0,  # below
+    "long_task_step_ratio": 1.2,    # at most: step p50 at index 300 / at index 1 (in process)
 }
 TENANT_DOMAIN = "steps.bench.localhost"
 FINAL_STATES = ("verified", "escalated", "cancelled", "completed")
@@ -344,7 +347,7 @@ KEY_FUNCS: list[tuple[str, str, str]] = [
     # (label, file suffix, function name); "=" rows are derived: the parent minus its children
     ("TenantTask.__call__ (tenant lookup + run)", "agents/tasks.py", "__call__"),
     ("  engine.advance", "agents/engine.py", "advance"),
-    ("    engine._snapshot (task, agent, grants, tenant, steps)", "agents/engine.py", "_snapshot"),
+    ("    selectors.task_snapshot (task, agent, grants, tenant, steps)", "agents/selectors.py", "task_snapshot"),
     ("    blueprint + provider + context + plan", "=", "planning"),
     ("    engine._plan_step (tool run, arguments checked)", "agents/engine.py", "_plan_step"),
     ("    engine._step_commit (the step statement)", "agents/engine.py", "_step_commit"),
@@ -362,7 +365,7 @@ WORKER_FUNCS: list[tuple[str, str, str]] = [
     ("Celery fixup prerun (DB reuse count)", "celery/fixups/django.py", "on_task_prerun"),
     *KEY_FUNCS,
 ]
-PLANNING = [("agents/llm.py", "provider_for"), ("agents/engine.py", "_context"), ("bench/steps_tasks.py", "plan"),
+PLANNING = [("agents/llm.py", "provider_for"), ("bench/steps_tasks.py", "plan"),
             ("agents/blueprints/base.py", "__init__"), ("agents/blueprints/base.py", "should_continue")]
 
 
@@ -383,7 +386,8 @@ def profile_breakdown(stats: pstats.Stats, messages: int,
     planning = sum(_cum(table, f, n)[0] for f, n in PLANNING)
     advance = _cum(table, "agents/engine.py", "advance")[0]
     parts = sum(_cum(table, suffix, name)[0] for suffix, name in (
-        ("agents/engine.py", "_snapshot"), ("agents/engine.py", "_plan_step"), ("agents/engine.py", "_step_commit"),
+        ("agents/selectors.py", "task_snapshot"), ("agents/engine.py", "_plan_step"),
+        ("agents/engine.py", "_step_commit"),
         ("agents/engine.py", "_apply"), ("celery/app/task.py", "apply_async")))
     derived = {"planning": planning, "rest": advance - parts - planning}
     rows = []
@@ -533,19 +537,24 @@ def anatomy(schema: str, tasks: int, steps: int, deep: int) -> dict[str, Any]:
     out["profiled_messages"] = tasks * (steps + 1)
     out["tasks"], out["steps"] = tasks, steps
 
-    # A long task: the engine reloads every earlier step to build the blueprint's context.
+    # A long task: a step's cost must not grow with the steps before it (the snapshot reads the
+    # latest step of each action only). The messages writing steps 1-20 against those writing
+    # steps deep to deep+19, of one task.
     connection.set_tenant(tenant)
     task_id = task_submit(agent_name="bench-probe", input={"probe": True}).pk
-    for _ in range(deep - 20):
-        advance_task(schema=schema, task_id=task_id, attempt=attempt(task_id))
-    late = []
-    for _ in range(20):
+    early, late = [], []
+    for index in range(deep + 20):
         a = attempt(task_id)
         t0 = time.perf_counter()
-        advance_task(schema=schema, task_id=task_id, attempt=a)
-        late.append((time.perf_counter() - t0) * 1000)
+        outcome = advance_task(schema=schema, task_id=task_id, attempt=a)
+        took = (time.perf_counter() - t0) * 1000
+        assert outcome == "stepped", outcome
+        if 1 <= index <= 20:
+            early.append(took)
+        elif index >= deep:
+            late.append(took)
     out["late_index"] = deep
-    out["late_step_ms"] = late
+    out["early_step_ms"], out["late_step_ms"] = early, late
     connection.set_tenant(tenant)
     task_cancel(task_id=task_id, user=None, reason="bench probe done")
     connection.set_schema_to_public()
@@ -617,19 +626,24 @@ class Runs:
                    timeout=timeout)
         stamps = [float(v) for v in self.redis.lrange(key, 0, -1)]
         self.redis.delete(key)
-        return [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
+        return [(b - a) * 1000 for a, b in itertools.pairwise(stamps)]
 
     # ---- governed
     def _submit(self, agent: str, count: int) -> tuple[list[int], float]:
         """Submit ``count`` tasks in one transaction; their first messages go out at commit.
-        Returns (task ids, time.time() just before the commit)."""
+        Returns (task ids, time.time() just before the commit).
+
+        task_submit is durable (never inside a caller's transaction), so the benchmark calls
+        the function it decorates: every first message leaves at one commit, and the
+        throughput window holds the steps only, not the submits."""
         from django.db import transaction
 
         from agents.services import task_submit
 
+        submit = task_submit.__wrapped__  # type: ignore[attr-defined]
         self._tenant()
         with transaction.atomic():
-            ids = [task_submit(agent_name=agent, input={"n": i}).pk for i in range(count)]
+            ids = [submit(agent_name=agent, input={"n": i}).pk for i in range(count)]
             t0 = time.time()
         return ids, t0
 
@@ -641,7 +655,8 @@ class Runs:
             return Task.objects.filter(pk__in=ids, state__in=FINAL_STATES).count() == len(ids)
 
         wait_until(done, what=f"{len(ids)} governed tasks", worker=self.worker, timeout=timeout, interval=interval)
-        bad = list(Task.objects.filter(pk__in=ids).exclude(state="verified").values_list("pk", "state", "last_error")[:5])
+        bad = list(Task.objects.filter(pk__in=ids).exclude(state="verified")
+                   .values_list("pk", "state", "last_error")[:5])
         if bad:
             raise RuntimeError(f"governed tasks did not finish cleanly: {bad}")
 
@@ -677,7 +692,7 @@ class Runs:
             self._wait_final(ids, timeout, interval=0.01)
             stamps = [s.timestamp() for s in Step.objects.filter(task_id=ids[0]).order_by("index")
                       .values_list("created_at", flat=True)]
-            intervals += [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
+            intervals += [(b - a) * 1000 for a, b in itertools.pairwise(stamps)]
         return intervals
 
     def approvals(self, count: int, admin: str, timeout: float = 60) -> dict[str, list[float]]:
@@ -700,7 +715,8 @@ class Runs:
             self._tenant()
             request = ApprovalRequest.objects.get(task_id=tid, status=ApprovalStatus.PENDING)
             t_call = time.time()
-            approval_decide(approval_id=request.pk, user=user, verdict="approve", note="bench")
+            approval_decide(approval_id=request.pk, user=user, verdict="approve", note="bench",
+                            seen_hash=request.action_hash)
             t_ret = time.time()
             self._wait_final([tid], timeout, interval=0.005)
             step = Step.objects.get(task_id=tid, index=request.step_index)
@@ -772,7 +788,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes; finishes in under a minute")
     parser.add_argument("--profile", action="store_true",
                         help="also run governed steps on a cProfiled worker and print where the time goes")
-    parser.add_argument("--repeats", type=int, default=None, help="throughput runs of each kind, median kept (3; 1 quick)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="throughput runs of each kind, median kept (3; 1 quick)")
     parser.add_argument("--concurrency", type=int, default=None,
                         help="worker pool size (-c); default: the project's CELERY_WORKER_CONCURRENCY")
     parser.add_argument("--db-name", default="vigil_bench_steps", help="scratch database (must start with vigil_bench)")
@@ -794,10 +811,11 @@ def main(argv: list[str] | None = None) -> int:
     serial_tasks, serial_steps = (6, 20) if quick else (30, 20)
     approvals_n = 8 if quick else 25
     probe_tasks = 2 if quick else 10
-    probe_deep = 80 if quick else 300
+    probe_deep = 300  # the long task (long_task_step_ratio): the same in quick runs
 
     _, bench_url, maint_url = db_urls(args.db_name)
-    os.environ.update({"DATABASE_URL": bench_url, "DJANGO_SETTINGS_MODULE": "config.settings",
+    os.environ.update({"DATABASE_URL": bench_url, "DATABASE_OWNER_URL": bench_url, "VIGIL_ENV": "development",
+                       "DJANGO_SETTINGS_MODULE": "config.settings",
                        "VIGIL_LOG_LEVEL": "WARNING", "VIGIL_SPARE_POOL_SIZE": "1"})
     os.environ.pop("BENCH_STEPS_PROFILE", None)
 
@@ -846,7 +864,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  migrate {setup['migrate_s']:.1f} s, spare {setup['spare_s']:.1f} s, provision "
             f"{setup['provision_ms']:.0f} ms (tenant {schema})")
 
-        progress(f"anatomy of a governed step, in this process ({2 * probe_tasks + 1} tasks x {tp_steps} steps) ...")
+        progress(f"anatomy of a governed step, in this process ({2 * probe_tasks + 1} tasks x {tp_steps} steps, "
+                 f"one of {probe_deep + 20}) ...")
         res["anatomy"] = anatomy(schema, probe_tasks, tp_steps, probe_deep)
         if args.dump_profiles:
             Path(args.dump_profiles).mkdir(parents=True, exist_ok=True)
@@ -932,6 +951,7 @@ def main(argv: list[str] | None = None) -> int:
     added_p99 = pct(gov_lat, 99) - pct(noop_lat, 99)
     appr = res["approvals"]
     resume_p50 = p50(appr["resume_ms"])
+    long_ratio = p50(ana["late_step_ms"]) / p50(ana["early_step_ms"])
     fsync_off = server["fsync"] != "on" or server["synchronous_commit"] == "off"
 
     say()
@@ -948,13 +968,15 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  WARNING: {busy_elsewhere * 100:.0f}% of the machine's CPU went to other processes during the governed "
             f"or chained runs (tests?): every number below is pessimistic; rerun on a quiet machine.")
     say()
-    runs_txt = (lambda r: "" if len(r["all_per_s"]) == 1 else "  runs " + ", ".join(f"{v:.0f}" for v in r["all_per_s"]))
+    def runs_txt(r: dict[str, Any]) -> str:
+        return "" if len(r["all_per_s"]) == 1 else "  runs " + ", ".join(f"{v:.0f}" for v in r["all_per_s"])
+
     say(f"Throughput (one worker, -c {args.concurrency} prefork, same settings for every run; median of {repeats})")
     say(f"  bare Celery no-op, sent from here     {burst['n']:5d} tasks         {burst['seconds']:6.2f} s "
         f"{burst['per_s']:7.0f} tasks/s{runs_txt(burst)}")
     say(f"      (sending took {burst['send_s']:.2f} s; {cpu_text(burst, burst['n'], 'task')})")
-    say(f"  no-op chains (next sent by the task)  {tp_tasks} x {tp_steps} = {chains['n']:5d}   {chains['seconds']:6.2f} s "
-        f"{chains['per_s']:7.0f} tasks/s{runs_txt(chains)}")
+    say(f"  no-op chains (next sent by the task)  {tp_tasks} x {tp_steps} = {chains['n']:5d}   "
+        f"{chains['seconds']:6.2f} s {chains['per_s']:7.0f} tasks/s{runs_txt(chains)}")
     say(f"      ({cpu_text(chains, chains['n'], 'task')})")
     say(f"  governed steps (send_reply + effect + outbox + step + audit)  {tp_tasks} x {tp_steps} = "
         f"{gov['steps']} steps, {gov['messages']} messages   {gov['seconds']:6.2f} s {gov['per_s']:7.0f} steps/s "
@@ -963,7 +985,10 @@ def main(argv: list[str] | None = None) -> int:
     say(f"  ratio governed / bare no-op: {ratio:.2f}   (governed / no-op chains: "
         f"{gov['per_s'] / chains['per_s']:.2f})")
     cores = os.cpu_count() or 1
-    ceiling = (lambda r, units: cores / ((r["worker_cpu_s"] + r["pg_cpu_s"]) / units))
+
+    def ceiling(r: dict[str, Any], units: int) -> float:
+        return cores / ((r["worker_cpu_s"] + r["pg_cpu_s"]) / units)
+
     say(f"  CPU-bound ceilings on {cores} cores (cores / CPU per unit of worker + PostgreSQL): no-op "
         f"{ceiling(burst, burst['n']):.0f}/s (its sender runs in this process, not counted), no-op chains "
         f"{ceiling(chains, chains['n']):.0f}/s, governed {ceiling(gov, gov['steps']):.0f} steps/s")
@@ -991,14 +1016,15 @@ def main(argv: list[str] | None = None) -> int:
     for kind, values in ana["statement_us"].items():
         say(f"    {p50(values):7.0f}  {kind}")
     say(f"    {sum(p50(v) for v in ana['statement_us'].values()):7.0f}  total (BEGIN and COMMIT not included)")
-    say(f"  one bare round trip (SELECT 1, measured just before): psycopg p50 {p50(ana['rt_raw_us']):.0f} us, through a "
-        f"Django cursor p50 {p50(ana['rt_django_us']):.0f} us -> {ana['steady_trips']} round trips ~ "
+    say(f"  one bare round trip (SELECT 1, measured just before): psycopg p50 {p50(ana['rt_raw_us']):.0f} us, "
+        f"through a Django cursor p50 {p50(ana['rt_django_us']):.0f} us -> {ana['steady_trips']} round trips ~ "
         f"{ana['steady_trips'] * p50(ana['rt_raw_us']) / 1000:.1f} ms of wire time per step")
     say(f"  time per tool step     {fmt_dist(ana['step_ms'])}")
     say(f"  first step of a task   {fmt_dist(ana['first_ms'])}")
     say(f"  finishing message      {fmt_dist(ana['finish_ms'])}")
-    say(f"  tool step at index ~{ana['late_index']}: {fmt_dist(ana['late_step_ms'])}  (the engine reloads every "
-        f"earlier step)")
+    say(f"  long task, steps 1-20:    {fmt_dist(ana['early_step_ms'])}")
+    say(f"  long task, steps {ana['late_index']}-{ana['late_index'] + 19}: {fmt_dist(ana['late_step_ms'])}  "
+        f"(p50 ratio {long_ratio:.2f}; the snapshot reads the latest step of each action only)")
     say(f"  cProfile ({ana['profiled_messages']} messages; the profiler inflates absolute numbers ~2-3x, read the "
         f"shares), cumulative ms per message:")
     for label, ms, calls in profile_breakdown(ana["profile"], ana["profiled_messages"]):
@@ -1023,6 +1049,8 @@ def main(argv: list[str] | None = None) -> int:
         ("added latency p50 <= 5 ms", added_p50 <= TARGETS["added_p50_ms"], f"{added_p50:.2f} ms"),
         ("added latency p99 <= 25 ms", added_p99 <= TARGETS["added_p99_ms"], f"{added_p99:.2f} ms"),
         ("approve -> resume p50 < 50 ms", resume_p50 < TARGETS["approve_resume_p50_ms"], f"{resume_p50:.2f} ms"),
+        (f"step {ana['late_index']} / step 1 p50 <= 1.2", long_ratio <= TARGETS["long_task_step_ratio"],
+         f"{long_ratio:.2f}"),
     ]
     say("Targets")
     for label, ok, value in checks:
@@ -1040,6 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
         "noop_step_p50_ms": round(p50(noop_lat), 2),
         "governed_step_p50_ms": round(p50(gov_lat), 2),
         "sql_round_trips_per_step": ana["steady_trips"],
+        "long_task_step_ratio": round(long_ratio, 3),
         "quick": quick,
         "worker_concurrency": args.concurrency,
         "fsync": server["fsync"],

@@ -83,7 +83,7 @@ class BenchLoopAgent(BaseAgent):
     tools = ("send_reply",)
 
     def plan(self, ctx: StepContext) -> Decision:
-        done = len(ctx.steps)
+        done = ctx.count
         if done < int(self.config["steps"]):
             return Decision.tool("send_reply", {"to": "bench@example.com", "subject": f"bench step {done}",
                                                 "body": f"Reply number {done} of a benchmark task."},

@@ -10,6 +10,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from kombu import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,18 @@ def check_redis() -> str | None:
     return None
 
 
+def check_broker() -> str | None:
+    """The Celery broker: CELERY_BROKER_URL may name another server than REDIS_URL (RabbitMQ)."""
+    try:
+        with Connection(settings.CELERY_BROKER_URL, connect_timeout=1) as broker:
+            broker.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+    except Exception as exc:  # any failure means "not ready"; the reason is returned
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None
+
+
 def readiness() -> tuple[int, dict[str, object]]:
-    checks = {"database": check_database(), "redis": check_redis()}
+    checks = {"database": check_database(), "redis": check_redis(), "broker": check_broker()}
     failing = {name: reason for name, reason in checks.items() if reason}
     body: dict[str, object] = {name: "ok" if not reason else "failing" for name, reason in checks.items()}
     if failing:

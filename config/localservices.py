@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The embedded server's roles (created by ``python -m config.services start``): the owner
+# owns every table and runs migrations and schema changes; web and workers log in as the
+# application role, which can read and write rows but never change or drop a table.
+OWNER_ROLE = "vigil_owner"
+APP_ROLE = "vigil_app"
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,13 @@ class LocalServices:
 
     @property
     def database_url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.pg_port}/vigil"
+        """The application role's URL: the default of ``DATABASE_URL``."""
+        return f"postgres://{APP_ROLE}@127.0.0.1:{self.pg_port}/vigil"
+
+    @property
+    def database_owner_url(self) -> str:
+        """The owner role's URL: the default of ``DATABASE_OWNER_URL``."""
+        return f"postgres://{OWNER_ROLE}@127.0.0.1:{self.pg_port}/vigil"
 
     @property
     def redis_url(self) -> str:

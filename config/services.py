@@ -9,6 +9,13 @@ its server runs as the unprivileged system user ``vigilpg``. Redis is Debian's
 ``redis-server``, installed with apt when it is missing and we are root. Both listen on
 127.0.0.1 only, on the ports of ``config.localservices``, and keep their data under ``.run/``.
 ``--fast`` turns off fsync: for throw-away test data only.
+
+The server gets two roles besides the bootstrap superuser ``postgres``: the owner
+(``vigil_owner``), which owns the ``vigil`` database and everything migrations create, and the
+application role (``vigil_app``), which web and workers log in as. Default privileges give
+the application role rows, never tables: it cannot alter, drop or truncate anything, and
+it has no CREATE on any schema. Each start applies this idempotently, also to a data folder
+made before the roles existed (its objects are handed to the owner).
 """
 
 from __future__ import annotations
@@ -24,18 +31,114 @@ import sys
 import time
 from pathlib import Path
 
-from config.localservices import LocalServices, local_services
+from config.localservices import APP_ROLE, OWNER_ROLE, LocalServices, local_services
 
 PG_USER = "vigilpg"
 SHARED_PG_ROOT = Path("/var/lib/vigil")
+SUPERUSER = "postgres"
+
+# Run in the maintenance database. The owner may create databases (the tests' and the
+# benchmarks'), and ends and watches the application role's sessions in them (tests that
+# restart or wait for a worker's backend).
+ROLES_SQL = f"""
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{OWNER_ROLE}') THEN
+        CREATE ROLE {OWNER_ROLE};
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{APP_ROLE}') THEN
+        CREATE ROLE {APP_ROLE};
+    END IF;
+END $$;
+ALTER ROLE {OWNER_ROLE} LOGIN CREATEDB NOSUPERUSER NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+ALTER ROLE {APP_ROLE} LOGIN NOCREATEDB NOSUPERUSER NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+GRANT pg_signal_backend, pg_read_all_stats TO {OWNER_ROLE};
+-- Databases made before the roles existed: the owner must be able to drop and recreate them.
+DO $$
+DECLARE
+    db name;
+BEGIN
+    FOR db IN SELECT datname FROM pg_catalog.pg_database
+              WHERE datdba = '{SUPERUSER}'::regrole AND datname NOT IN ('postgres', 'template0', 'template1')
+    LOOP
+        EXECUTE format('ALTER DATABASE %I OWNER TO {OWNER_ROLE}', db);
+    END LOOP;
+END $$;
+"""
+
+# Run in template1 (so every database created later, the tests' included, starts with it)
+# and in vigil. pgvector is not a trusted extension: only a superuser may create it, so it
+# is created here and migrations find it in place. Default privileges live per database.
+DATABASE_SQL = f"""
+CREATE EXTENSION IF NOT EXISTS vector SCHEMA public;
+ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} GRANT USAGE ON SCHEMAS TO {APP_ROLE};
+ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE};
+ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE};
+ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} GRANT EXECUTE ON FUNCTIONS TO {APP_ROLE};
+-- Objects made by the superuser before the roles existed go to the owner, and the application
+-- role gets what the default privileges above would have given it. Nothing matches once done.
+DO $$
+DECLARE
+    obj record;
+    sequences regclass[];
+BEGIN
+    SELECT coalesce(array_agg(c.oid::regclass), '{{}}') INTO sequences
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relowner = '{SUPERUSER}'::regrole AND c.relkind = 'S'
+      AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass
+                      AND d.objid = c.oid AND d.deptype = 'e');
+    FOR obj IN SELECT n.nspname FROM pg_catalog.pg_namespace n
+               WHERE n.nspowner = '{SUPERUSER}'::regrole
+                 AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+    LOOP
+        EXECUTE format('ALTER SCHEMA %I OWNER TO {OWNER_ROLE}', obj.nspname);
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO {APP_ROLE}', obj.nspname);
+    END LOOP;
+    FOR obj IN SELECT c.oid::regclass AS rel, c.relname, c.relkind
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relowner = '{SUPERUSER}'::regrole AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                 AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+                 AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                                 WHERE d.classid = 'pg_catalog.pg_class'::regclass
+                                   AND d.objid = c.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO {OWNER_ROLE}',
+                       CASE obj.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                                        WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, obj.rel);
+        -- The audit table is append-only for the application role (governance migration 0004).
+        EXECUTE format(CASE WHEN obj.relname = 'governance_auditevent' THEN 'GRANT SELECT ON %s TO {APP_ROLE}'
+                            ELSE 'GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO {APP_ROLE}' END, obj.rel);
+    END LOOP;
+    -- A table's identity and serial sequences moved with it; the others move here.
+    FOR obj IN SELECT s.rel FROM unnest(sequences) AS s(rel) LOOP
+        IF (SELECT relowner FROM pg_catalog.pg_class WHERE oid = obj.rel) = '{SUPERUSER}'::regrole THEN
+            EXECUTE format('ALTER SEQUENCE %s OWNER TO {OWNER_ROLE}', obj.rel);
+        END IF;
+        EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO {APP_ROLE}', obj.rel);
+    END LOOP;
+    FOR obj IN SELECT p.oid::regprocedure AS routine
+               FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+               WHERE p.proowner = '{SUPERUSER}'::regrole
+                 AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+                 AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                                 WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+                                   AND d.objid = p.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE format('ALTER ROUTINE %s OWNER TO {OWNER_ROLE}', obj.routine);
+        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO {APP_ROLE}', obj.routine);
+    END LOOP;
+END $$;
+"""
 
 
 class ServiceError(RuntimeError):
     pass
 
 
-def _run(cmd: list[str], *, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+def _run(cmd: list[str], *, check: bool = True, quiet: bool = False,
+         stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, input=stdin)
     if check and proc.returncode != 0:
         raise ServiceError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
     return proc
@@ -142,7 +245,7 @@ def start_postgres(svc: LocalServices, *, fast: bool) -> None:
     pg_dir = _pg_dir(svc)
     data = pg_dir / "data"
     if not (data / "PG_VERSION").exists():
-        _run(_as_pg_user([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+        _run(_as_pg_user([str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust",
                           "-E", "UTF8", "--locale=C.UTF-8"]))
     if not _pg_running(bin_dir, data):
         opts = [f"-p {svc.pg_port}", f"-k {pg_dir}", "-c listen_addresses=127.0.0.1",
@@ -151,11 +254,21 @@ def start_postgres(svc: LocalServices, *, fast: bool) -> None:
             opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
         _run(_as_pg_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(pg_dir / "log"), "-w",
                           "-t", "60", "-o", " ".join(opts), "start"]))
-    psql = [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(svc.pg_port), "-U", "postgres", "-tAq"]
+    _pg_roles_ensure(bin_dir, svc)
+    print(f"postgres  {svc.database_url}  (owner: {svc.database_owner_url}; data in {data})")
+
+
+def _pg_roles_ensure(bin_dir: Path, svc: LocalServices) -> None:
+    """Create the owner and application roles, the vigil database and their privileges;
+    idempotent, and safe while other sessions use the server."""
+    psql = [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(svc.pg_port), "-U", SUPERUSER, "-tAq",
+            "-v", "ON_ERROR_STOP=1"]
+    _run([*psql, "-d", "postgres", "-f", "-"], stdin=ROLES_SQL)
+    _run([*psql, "-d", "template1", "-f", "-"], stdin=DATABASE_SQL)
     exists = _run([*psql, "-d", "postgres", "-c", "SELECT 1 FROM pg_database WHERE datname = 'vigil'"])
     if exists.stdout.strip() != "1":
-        _run([*psql, "-d", "postgres", "-c", "CREATE DATABASE vigil"])
-    print(f"postgres  {svc.database_url}  (data in {data})")
+        _run([*psql, "-d", "postgres", "-c", f"CREATE DATABASE vigil OWNER {OWNER_ROLE}"])
+    _run([*psql, "-d", "vigil", "-f", "-"], stdin=DATABASE_SQL)
 
 
 def stop_postgres(svc: LocalServices) -> None:
@@ -169,7 +282,8 @@ def stop_postgres(svc: LocalServices) -> None:
 
 
 def _redis_server() -> str:
-    found = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+    debian = Path("/usr/bin/redis-server")
+    found = shutil.which("redis-server") or (str(debian) if debian.exists() else None)
     if found:
         return found
     if not _is_root():

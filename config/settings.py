@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.localservices import local_services
 
@@ -30,15 +31,86 @@ def env_int(name: str, default: int) -> int:
     return default if value in (None, "") else int(value)
 
 
-DEBUG = env_bool("VIGIL_DEBUG", False)
-SECRET_KEY = os.environ.get("VIGIL_SECRET_KEY", "insecure-dev-key-set-VIGIL_SECRET_KEY-in-production")
-# Hosts are checked against the tenants' Domain rows by the tenant middleware (unknown
-# host: 404), so the blanket default is safe; narrow it in production if you like.
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("VIGIL_ALLOWED_HOSTS", "*").split(",") if h.strip()]
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
-# Port that printed links (invitations, demo URLs) use.
-VIGIL_HTTP_PORT = env_int("VIGIL_HTTP_PORT", 8000)
+
+# Development mode (VIGIL_ENV=development: the Makefile and the test suite set it) allows the
+# local defaults: a fixed secret key, any host, localhost links over http. Otherwise the
+# settings below that would be unsafe in production must be given, or nothing starts.
+VIGIL_ENV = os.environ.get("VIGIL_ENV", "production")
+DEVELOPMENT = VIGIL_ENV == "development"
+if VIGIL_ENV not in ("production", "development"):
+    raise ImproperlyConfigured(f"VIGIL_ENV must be 'production' or 'development', not {VIGIL_ENV!r}")
+DEBUG = env_bool("VIGIL_DEBUG", False)
+SECRET_KEY = os.environ.get("VIGIL_SECRET_KEY") or ("insecure-development-key" if DEVELOPMENT else "")
 VIGIL_PUBLIC_DOMAIN = os.environ.get("VIGIL_PUBLIC_DOMAIN", "localhost")
+# The tenant middleware also answers 404 for a host with no Domain row; ALLOWED_HOSTS stops a
+# forged Host before anything (a link, a redirect) is built from it. A leading dot matches
+# subdomains; tenants on domains of their own must be listed too.
+ALLOWED_HOSTS = env_list("VIGIL_ALLOWED_HOSTS", "*" if DEVELOPMENT else f"{VIGIL_PUBLIC_DOMAIN},.{VIGIL_PUBLIC_DOMAIN}")
+
+# Port the demo's web server listens on.
+VIGIL_HTTP_PORT = env_int("VIGIL_HTTP_PORT", 8000)
+# Scheme and port of links printed where no request tells them (the provisioning command's
+# invitations). In production TLS ends at a proxy in front of the web server.
+VIGIL_PUBLIC_SCHEME = os.environ.get("VIGIL_PUBLIC_SCHEME", "http" if DEVELOPMENT else "https")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+if VIGIL_PUBLIC_SCHEME not in _DEFAULT_PORTS:
+    raise ImproperlyConfigured(f"VIGIL_PUBLIC_SCHEME must be 'http' or 'https', not {VIGIL_PUBLIC_SCHEME!r}")
+VIGIL_PUBLIC_PORT = env_int("VIGIL_PUBLIC_PORT",
+                            VIGIL_HTTP_PORT if DEVELOPMENT else _DEFAULT_PORTS[VIGIL_PUBLIC_SCHEME])
+_DEFAULT_PORT = (VIGIL_PUBLIC_SCHEME, VIGIL_PUBLIC_PORT) in _DEFAULT_PORTS.items()
+_PUBLIC_PORT_SUFFIX = "" if _DEFAULT_PORT else f":{VIGIL_PUBLIC_PORT}"
+
+_HTTPS = VIGIL_PUBLIC_SCHEME == "https"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("VIGIL_SECURE_COOKIES", _HTTPS)
+# Health probes are answered before SecurityMiddleware, so a load balancer may call them over http.
+SECURE_SSL_REDIRECT = env_bool("VIGIL_SSL_REDIRECT", _HTTPS and not DEVELOPMENT)
+SECURE_HSTS_SECONDS = env_int("VIGIL_HSTS_SECONDS", 365 * 24 * 3600 if _HTTPS and not DEVELOPMENT else 0)
+# Tenants live on subdomains of the public domain.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("VIGIL_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("VIGIL_HSTS_PRELOAD", False)
+# Uvicorn already takes the scheme from X-Forwarded-Proto sent by a proxy on 127.0.0.1
+# (FORWARDED_ALLOW_IPS); name the header here only when every request passes a proxy that
+# overwrites it, since a client could otherwise claim https.
+_PROXY_SSL_HEADER = os.environ.get("VIGIL_PROXY_SSL_HEADER", "").strip()
+SECURE_PROXY_SSL_HEADER = ((f"HTTP_{_PROXY_SSL_HEADER.upper().replace('-', '_')}", "https")
+                           if _PROXY_SSL_HEADER else None)
+CSRF_TRUSTED_ORIGINS = env_list(
+    "VIGIL_CSRF_TRUSTED_ORIGINS",
+    f"{VIGIL_PUBLIC_SCHEME}://{VIGIL_PUBLIC_DOMAIN}{_PUBLIC_PORT_SUFFIX},"
+    f"{VIGIL_PUBLIC_SCHEME}://*.{VIGIL_PUBLIC_DOMAIN}{_PUBLIC_PORT_SUFFIX}")
+SILENCED_SYSTEM_CHECKS = [
+    # security.W021 asks for SECURE_HSTS_PRELOAD. Preloading commits the public domain and
+    # every subdomain to https in browsers for months and is hard to undo, so it stays the
+    # operator's decision (VIGIL_HSTS_PRELOAD=true).
+    "security.W021",
+]
+# Largest request body read into memory (API bodies, admin forms without their files); the
+# API answers 413 above it (config/middleware.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("VIGIL_MAX_BODY_BYTES", 1024 * 1024)
+
+
+def _unsafe_production_settings() -> list[str]:
+    problems = []
+    if DEBUG:
+        problems.append("VIGIL_DEBUG is on: debug pages show settings and source code to anyone")
+    if not SECRET_KEY:
+        problems.append("VIGIL_SECRET_KEY is not set: give it a long random value and keep it secret")
+    if "*" in ALLOWED_HOSTS:
+        problems.append("VIGIL_ALLOWED_HOSTS contains '*': list the public domain and the tenants' domains "
+                        "(a leading dot matches subdomains)")
+    if VIGIL_PUBLIC_DOMAIN == "localhost" or VIGIL_PUBLIC_DOMAIN.endswith(".localhost"):
+        problems.append(f"VIGIL_PUBLIC_DOMAIN is {VIGIL_PUBLIC_DOMAIN!r}: set the operators' public host name")
+    return problems
+
+
+if not DEVELOPMENT and (_problems := _unsafe_production_settings()):
+    raise ImproperlyConfigured("refusing to start with unsafe production settings "
+                               "(on a development machine, set VIGIL_ENV=development):\n  - "
+                               + "\n  - ".join(_problems))
+
 # Spare, fully migrated schemas kept ready for instant provisioning.
 VIGIL_SPARE_POOL_SIZE = env_int("VIGIL_SPARE_POOL_SIZE", 3)
 
@@ -83,6 +155,8 @@ DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [
     "config.health.HealthMiddleware",
+    "config.middleware.ApiRequestMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenants.middleware.TenantMiddleware",
     "governance.middleware.CorrelationIdMiddleware",
@@ -130,6 +204,16 @@ VIGIL_DB_PREPARE = env_bool("VIGIL_DB_PREPARE", True)
 if VIGIL_DB_PREPARE:
     _DB_OPTIONS.setdefault("prepare_threshold", 2**31 - 1)
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("VIGIL_TEST_DATABASE", "test_vigil")
+# DATABASE_URL is the application role's login (web, workers): rows only. Migrations and schema
+# changes log in as the owner of the tables (config/dbroles.py), the same database reached as
+# DATABASE_OWNER_URL; an explicit DATABASE_URL without it means one role does both.
+DATABASE_OWNER_URL = os.environ.get("DATABASE_OWNER_URL") or (
+    DATABASE_URL if "DATABASE_URL" in os.environ else _LOCAL.database_owner_url)
+_OWNER_DB = dj_database_url.parse(DATABASE_OWNER_URL)
+if _OWNER_DB["NAME"] != DATABASES["default"]["NAME"]:
+    raise ImproperlyConfigured(f"DATABASE_OWNER_URL names database {_OWNER_DB['NAME']!r}, DATABASE_URL "
+                               f"{DATABASES['default']['NAME']!r}: both must name the same database")
+DATABASE_OWNER = {key: _OWNER_DB[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", _LOCAL.redis_url)

@@ -5,12 +5,25 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
+from rest_framework.viewsets import ViewSetMixin
 
 from agents.api import AgentViewSet, BlueprintListApi, EventViewSet, TaskViewSet, ToolViewSet
 from hitl.api import ApprovalViewSet
 from tenants.views import InvitationAcceptView, InvitationDoneView
 
-router = DefaultRouter()
+# An object in an API path is an ASCII id or slug. DRF's default, anything but "/" and ".",
+# would hand other scripts' digits (superscripts, Arabic-Indic) to views that parse ids with int().
+LOOKUP_VALUE_REGEX = "[-A-Za-z0-9_]+"
+
+
+class Router(DefaultRouter):
+    def get_lookup_regex(self, viewset: type[ViewSetMixin], lookup_prefix: str = "") -> str:
+        lookup_url_kwarg = getattr(viewset, "lookup_url_kwarg", None) or getattr(viewset, "lookup_field", "pk")
+        value = getattr(viewset, "lookup_value_regex", LOOKUP_VALUE_REGEX)
+        return f"(?P<{lookup_prefix}{lookup_url_kwarg}>{value})"
+
+
+router = Router()
 router.register("agents", AgentViewSet, basename="agent")
 router.register("tools", ToolViewSet, basename="tool")
 router.register("tasks", TaskViewSet, basename="task")

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -16,12 +15,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from config.errors import VigilError
+from governance.access import Capability
+from governance.admin import AccessAdminMixin
 from hitl import services
 from hitl.models import ApprovalRequest, ApprovalStatus
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(admin.ModelAdmin):
+class ApprovalRequestAdmin(AccessAdminMixin, admin.ModelAdmin):
+    """Everyone with a role sees the requests of the agents in their sight; deciding follows
+    hitl.services.approval_refusal (role, agent scope, never one's own task or configuration)."""
+
+    access_view = Capability.VIEW
     list_display = ("id", "tool", "task_link", "required_role", "status", "created_at", "decided_by", "decided_at")
     list_filter = ("status", "tool", "required_role")
     search_fields = ("tool", "action_hash")
@@ -42,36 +47,28 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApprovalRequest]:
         return super().get_queryset(request).select_related("task__agent", "decided_by")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def get_urls(self) -> list[Any]:
         return [path("<int:approval_id>/decide/", self.admin_site.admin_view(self.decide_view),
-                     name="hitl_approvalrequest_decide")] + super().get_urls()
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # requests are decided (below), never edited
+                     name="hitl_approvalrequest_decide"), *super().get_urls()]
 
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         obj = kwargs.get("obj")
-        context["can_decide"] = bool(obj and obj.status == ApprovalStatus.PENDING and services.reviewer_may_decide(
-            user=request.user, required_role=obj.required_role))
+        context["can_decide"] = bool(obj and obj.status == ApprovalStatus.PENDING
+                                     and services.approval_refusal(approval=obj, user=request.user) is None)
         return super().render_change_form(request, context, *args, **kwargs)
 
     def decide_view(self, request: HttpRequest, approval_id: int) -> HttpResponse:
-        """GET: the action exactly as it will run, with approve and reject. POST: decide."""
+        """GET: the action exactly as it will run, with approve and reject. POST: decide. A user
+        who may not decide gets the page without the form and the rule that refuses them (403)."""
         approval = get_object_or_404(self.get_queryset(request), pk=approval_id)
-        if request.method != "POST":
-            if not services.reviewer_may_decide(user=request.user, required_role=approval.required_role):
-                raise PermissionDenied
+        refusal = services.approval_refusal(approval=approval, user=request.user)
+        if request.method != "POST" or refusal is not None:
             context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": approval,
-                       "arguments": json.dumps(approval.arguments, indent=2, sort_keys=True),
+                       "arguments": json.dumps(approval.arguments, indent=2, sort_keys=True), "refusal": refusal,
                        "title": f"Decide: {approval.tool} for task {approval.task_id}"}
-            return TemplateResponse(request, "admin/hitl/approvalrequest/decide.html", context)
-        verdict = request.POST.get("verdict")
+            return TemplateResponse(request, "admin/hitl/approvalrequest/decide.html", context,
+                                    status=403 if refusal is not None else 200)
+        verdict = request.POST.get("verdict", "")
         try:
             services.approval_decide(approval_id=approval_id, user=request.user, verdict=verdict,
                                      note=request.POST.get("note", ""), seen_hash=request.POST.get("action_hash"))

@@ -21,3 +21,10 @@ class ApprovalMismatch(VigilError):
 class ApprovalForbidden(VigilError):
     code = "approval_forbidden"
     status = 403
+
+
+class ApprovalHashRequired(VigilError):
+    """Approving names the action_hash the reviewer saw, so a decision binds to what was shown."""
+
+    code = "approval_hash_required"
+    status = 400

@@ -1,31 +1,44 @@
-"""Deciding approval requests (F-HITL-1, 7, 8). Requests are opened by the engine."""
+"""Approval requests (F-HITL-1, 7, 8), end to end: opened when the engine stops a step at its gate
+(through agents.hooks), decided here, closed with their task."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from agents.engine import lease_renew
-from agents.models import Task, TaskState
-from agents.states import task_transition
+from agents.events import publish
+from agents.exceptions import IllegalTransition
+from agents.models import AgentConfigVersion, Task
+from agents.services import task_resume
+from governance import access
+from governance.access import Capability, Refusal
 from governance.actors import Actor
 from governance.services import audit_record
 from hitl.binding import action_hash
-from hitl.exceptions import ApprovalAlreadyDecided, ApprovalForbidden, ApprovalMismatch, ApprovalNotFound
+from hitl.exceptions import (
+    ApprovalAlreadyDecided,
+    ApprovalForbidden,
+    ApprovalHashRequired,
+    ApprovalMismatch,
+    ApprovalNotFound,
+)
 from hitl.models import ApprovalRequest, ApprovalStatus
 
 APPROVE, REJECT = "approve", "reject"
 
 
-def reviewer_may_decide(*, user: AbstractBaseUser, required_role: str) -> bool:
-    """Admins decide everything; reviewers decide what needs a reviewer."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    roles = set(user.groups.values_list("name", flat=True))
-    return "admin" in roles or (required_role == "reviewer" and "reviewer" in roles)
+def approval_refusal(*, approval: ApprovalRequest, user: AbstractBaseUser) -> Refusal | None:
+    """Why ``user`` may not decide ``approval`` (None when they may): governance.access's
+    rules, given this request's agent, its task's requester and the agent's latest config author."""
+    task = approval.task
+    config_author_id = (AgentConfigVersion.objects.filter(agent_id=task.agent_id).order_by("-version")
+                        .values_list("author_id", flat=True).first())
+    return access.decide_refusal(user, required_role=approval.required_role, agent_id=task.agent_id,
+                                 agent_name=task.agent.name, requester_id=task.created_by_id,
+                                 config_author_id=config_author_id)
 
 
 @transaction.atomic(durable=True)
@@ -33,8 +46,10 @@ def approval_decide(*, approval_id: int, user: AbstractBaseUser, verdict: str, n
                     seen_hash: str | None = None) -> ApprovalRequest:
     """Approve or reject a pending request, once. The decider is the authenticated ``user``.
 
-    Raises ApprovalNotFound (404); ApprovalForbidden (403) when the user lacks the required
-    role; ApprovalAlreadyDecided (409) for a second or conflicting decision; ApprovalMismatch
+    Raises ApprovalNotFound (404), also for a request the user may not see; ApprovalForbidden
+    (403) naming the rule (``extra.rule``: role, agent_scope, requester, config_author; see
+    approval_refusal); ApprovalHashRequired (400) when approving without ``seen_hash``;
+    ApprovalAlreadyDecided (409) for a second or conflicting decision; ApprovalMismatch
     (409) when the stored action no longer matches its hash or the hash the reviewer saw.
     Approving resumes the task at exactly that action; the worker re-checks the hash and runs
     it under the request's idempotency key."""
@@ -44,9 +59,15 @@ def approval_decide(*, approval_id: int, user: AbstractBaseUser, verdict: str, n
         request = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
     except (ApprovalRequest.DoesNotExist, ValueError, TypeError):
         raise ApprovalNotFound(f"no approval request {approval_id}") from None
-    if not reviewer_may_decide(user=user, required_role=request.required_role):
-        raise ApprovalForbidden(f"deciding this request needs the {request.required_role} role",
-                                required_role=request.required_role)
+    if not access.user_may(user, Capability.VIEW, request):
+        raise ApprovalNotFound(f"no approval request {approval_id}")
+    refusal = approval_refusal(approval=request, user=user)
+    if refusal is not None:
+        raise ApprovalForbidden(refusal.detail, rule=refusal.rule, **refusal.extra)
+    # Rejecting runs nothing, so it needs no hash; approving binds to the action as shown.
+    if verdict == APPROVE and not seen_hash:
+        raise ApprovalHashRequired("approving needs the action_hash of the action you reviewed",
+                                   fields={"action_hash": "required to approve"})
     if request.status != ApprovalStatus.PENDING:
         raise ApprovalAlreadyDecided(f"approval request {request.pk} is already {request.status}",
                                      status=request.status)
@@ -57,20 +78,45 @@ def approval_decide(*, approval_id: int, user: AbstractBaseUser, verdict: str, n
     if verdict == APPROVE and seen_hash is not None and seen_hash != request.action_hash:
         raise ApprovalMismatch("the action changed since you saw it; reload and decide again",
                                action_hash=request.action_hash)
-    task = Task.objects.select_for_update().get(pk=request.task_id)
-    if task.state != TaskState.AWAITING_APPROVAL or task.steps.filter(index__gte=request.step_index).exists():
-        raise ApprovalAlreadyDecided(f"task {task.pk} is {task.state}; request {request.pk} can no longer resume it",
-                                     task_state=task.state)
-    request.status = ApprovalStatus.APPROVED if verdict == APPROVE else ApprovalStatus.REJECTED
+    # The task's state and lease are the agents app's to move: it resumes the task at this
+    # request's step (one statement), or refuses when the task no longer waits there.
+    decided = ApprovalStatus.APPROVED if verdict == APPROVE else ApprovalStatus.REJECTED
+    try:
+        task_resume(task_id=request.task_id, step_index=request.step_index, user=user,
+                    reason=f"approval {request.pk} {decided}")
+    except IllegalTransition as exc:
+        raise ApprovalAlreadyDecided(f"task {request.task_id} is {exc.extra['state']}; request {request.pk} can no "
+                                     "longer resume it", task_state=exc.extra["state"]) from None
+    request.status = decided
     request.decided_by = user
     request.decided_at = timezone.now()
     request.decision_note = note[:1000]
     request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
-    actor = Actor.for_user(user)
-    task.context = {**task.context, "decided_approval": request.pk}
-    task.save(update_fields=["context", "updated_at"])
-    task_transition(task=task, to=TaskState.IN_PROGRESS, actor=actor, reason=f"approval {request.pk} {request.status}")
-    lease_renew(task)
-    audit_record(actor=actor, verb=f"approval.{request.status}", target_type="approval", target_id=request.pk,
-                 data={"task_id": task.pk, "tool": request.tool, "action_hash": request.action_hash, "note": note[:1000]})
+    audit_record(actor=Actor.for_user(user), verb=f"approval.{request.status}", target_type="approval",
+                 target_id=request.pk, data={"task_id": request.task_id, "tool": request.tool,
+                                             "action_hash": request.action_hash, "note": note[:1000]})
     return request
+
+
+def approval_open(*, task: Task, step_index: int, tool: str, level: int, arguments: dict[str, Any], reasoning: str,
+                  required_role: str, actor: Actor) -> ApprovalRequest:
+    """Open the request for a step that needs a human's decision: the action stored verbatim
+    with the hash that binds a decision to it, an audit event, and an event for the reviewers'
+    screens after commit. Runs inside the engine's step transaction, which has just moved the
+    task to awaiting_approval (registered as agents.hooks' ``open``, see hitl.apps)."""
+    request = ApprovalRequest.objects.create(
+        task=task, step_index=step_index, tool=tool, arguments=arguments,
+        action_hash=action_hash(tool=tool, arguments=arguments, schema=connection.schema_name),
+        privilege_level=level, reasoning=reasoning, required_role=required_role)
+    audit_record(actor=actor, verb="approval.requested", target_type="approval", target_id=request.pk,
+                 data={"task_id": task.pk, "tool": tool, "action_hash": request.action_hash,
+                       "required_role": required_role})
+    publish("approval.requested", approval_id=request.pk, task_id=task.pk, tool=tool, required_role=required_role)
+    return request
+
+
+def approvals_close(*, task_id: int) -> int:
+    """Close the pending requests of a task that was cancelled or escalated, inside the
+    caller's transaction: nobody can decide them any more. Returns how many."""
+    return ApprovalRequest.objects.filter(task_id=task_id, status=ApprovalStatus.PENDING).update(
+        status=ApprovalStatus.CANCELLED, decided_at=timezone.now())

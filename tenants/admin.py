@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -11,9 +12,9 @@ from django.http import HttpRequest
 from config.errors import VigilError
 from governance.actors import Actor
 from governance.admin import register_governance_admin
-from tenants import services
-from tenants.models import Domain, Tenant, TenantStatus
-from tenants.selectors import tenant_limits
+from tenants import connections, services
+from tenants.models import Domain, LLMConnection, Tenant, TenantStatus
+from tenants.selectors import tenant_limits, tenant_list
 from tenants.tiers import validate_overrides
 
 
@@ -91,5 +92,85 @@ class TenantAdmin(admin.ModelAdmin):
         self._lifecycle(request, queryset, services.tenant_resume, "resumed")
 
 
+class LLMConnectionForm(forms.ModelForm):
+    base_url = forms.URLField(max_length=500, assume_scheme="https",
+                              help_text=LLMConnection._meta.get_field("base_url").help_text)
+
+    class Meta:
+        model = LLMConnection
+        fields = ["name", "base_url", "api_key_env", "allowed_models", "timeout_seconds", "available_to_all",
+                  "tenants", "enabled"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "tenants" in self.fields:
+            self.fields["tenants"].queryset = tenant_list()  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        if not self.instance.pk and not connections.NAME_RE.match(data.get("name") or ""):
+            self.add_error("name", "lowercase letters, digits and dashes, at most 50")
+        try:
+            connections.llm_connection_clean(base_url=data.get("base_url"), api_key_env=data.get("api_key_env"),
+                                             allowed_models=data.get("allowed_models"),
+                                             timeout_seconds=data.get("timeout_seconds"))
+        except connections.LLMConnectionInvalid as exc:
+            for field, message in exc.extra.get("fields", {}).items():
+                self.add_error(field if field in self.fields else None, message)
+        return data
+
+
+class LLMConnectionAdmin(admin.ModelAdmin):
+    """Every change goes through tenants.connections, so it is validated and audited like the
+    command's."""
+
+    form = LLMConnectionForm
+    list_display = ("name", "base_url", "api_key_env", "models", "timeout_seconds", "availability", "enabled")
+    list_filter = ("enabled", "available_to_all")
+    search_fields = ("name", "base_url")
+    filter_horizontal = ("tenants",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # Agents refer to a connection by name: renaming it would cut them off silently.
+        return ("name",) if obj is not None else ()
+
+    @admin.display(description="Models")
+    def models(self, obj: LLMConnection) -> str:
+        return ", ".join(obj.allowed_models)
+
+    @admin.display(description="Available to")
+    def availability(self, obj: LLMConnection) -> str:
+        if obj.available_to_all:
+            return "all tenants"
+        return ", ".join(t.schema_name for t in obj.tenants.all()) or "no tenant"
+
+    def save_model(self, request: HttpRequest, obj: LLMConnection, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        values = {"base_url": data["base_url"], "api_key_env": data["api_key_env"],
+                  "allowed_models": data["allowed_models"], "timeout_seconds": data["timeout_seconds"],
+                  "available_to_all": data["available_to_all"], "enabled": data["enabled"],
+                  "tenants": [t.schema_name for t in data["tenants"]]}
+        actor = Actor.for_user(request.user)
+        if change:
+            connections.llm_connection_update(name=obj.name, actor=actor, **values)
+            return
+        created = connections.llm_connection_create(name=data["name"], actor=actor, **values)
+        obj.pk = created.pk
+        obj._state.adding = False
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass  # the service has set the granted tenants; form.save_m2m() would write them unaudited
+
+    def delete_model(self, request: HttpRequest, obj: LLMConnection) -> None:
+        connections.llm_connection_delete(name=obj.name, actor=Actor.for_user(request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[LLMConnection]) -> None:
+        for conn in queryset:
+            connections.llm_connection_delete(name=conn.name, actor=Actor.for_user(request.user))
+
+
 operator_site.register(Tenant, TenantAdmin)
+operator_site.register(LLMConnection, LLMConnectionAdmin)
 register_governance_admin(operator_site)

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django_tenants.models import DomainMixin, TenantMixin
@@ -42,3 +46,30 @@ class Tenant(TenantMixin):
 
 class Domain(DomainMixin):
     pass
+
+
+class LLMConnection(models.Model):
+    """An LLM endpoint defined by an operator. Tenants' agents name a connection and one of its
+    models; the URL, the key's source and the timeout stay the operator's (tenants.connections)."""
+
+    name = models.SlugField(max_length=50, unique=True)
+    base_url = models.URLField(max_length=500, help_text="an OpenAI-compatible API, e.g. https://api.openai.com/v1")
+    api_key_env = models.CharField(max_length=100, help_text="the workers' environment variable that holds the key")
+    allowed_models = ArrayField(models.CharField(max_length=100), help_text="the models agents may pick, "
+                                                                           "comma-separated")
+    timeout_seconds = models.FloatField(default=20, validators=[MinValueValidator(0.1), MaxValueValidator(600)],
+                                        help_text="per call; capped below the step lease")
+    available_to_all = models.BooleanField(default=False, help_text="every tenant may use it")
+    tenants: models.ManyToManyField[Tenant, Any] = models.ManyToManyField(
+        Tenant, blank=True, related_name="llm_connections",
+        help_text="the tenants that may use it, when not available to all")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "LLM connection"
+
+    def __str__(self) -> str:
+        return self.name

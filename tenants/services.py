@@ -29,6 +29,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django_tenants.utils import schema_exists
 
+from config.dbroles import owner_connection
 from governance.actors import Actor
 from governance.services import audit_record
 from tenants.exceptions import PoolEmpty, ProvisioningError, TenantStateError
@@ -123,6 +124,7 @@ def provision_request_build(
                             admin_password=admin_password, demo=demo)
 
 
+@owner_connection()  # renames (or creates) a schema: see config/dbroles.py
 def tenant_provision(*, request: ProvisionRequest, actor: Actor | None = None) -> ProvisionResult:
     """Create a tenant from a validated request: claim a spare schema (or migrate one when the
     pool is empty), then create its domain, roles' first admin and audit events.
@@ -187,15 +189,15 @@ def _spare_claim_atomic(*, request: ProvisionRequest, actor: Actor, spare_pk: in
     timings["admin_user"] = (time.perf_counter() - t1) * 1000
     demo_users = []
     if request.demo:
-        from agents.demo import demo_content_create
+        from tenants.hooks import demo_content_create
 
         for role in ("reviewer", "viewer"):
             email = f"{role}@{request.domain}"
             demo_user = _user_create(email=email, password=request.admin_password, role=role)
-            demo_users.append(email if request.admin_password
-                              else f"{email} (invitation: {invitation_url(domain=request.domain, user=demo_user)})")
+            demo_users.append(email if request.admin_password else
+                              f"{email} (invitation: {_provisioning_invitation_url(request=request, user=demo_user)})")
         demo_content_create()
-    invitation = None if request.admin_password else invitation_url(domain=request.domain, user=admin)
+    invitation = None if request.admin_password else _provisioning_invitation_url(request=request, user=admin)
     data = {"name": tenant.name, "tier": tenant.tier, "domain": request.domain,
             "admin": admin.get_username(), "from_pool": from_pool, "demo": request.demo}
     audit_record(actor=actor, verb="tenant.provisioned", target_type="tenant", target_id=tenant.schema_name,
@@ -220,14 +222,22 @@ def _user_create(*, email: str, password: str | None, role: str) -> AbstractBase
     return user
 
 
-def invitation_url(*, domain: str, user: AbstractBaseUser) -> str:
-    """A one-time link where the user sets a password (the token dies once it is used)."""
+def invitation_url(*, domain: str, user: AbstractBaseUser, scheme: str, port: int) -> str:
+    """A one-time link where the user sets a password (the token dies once it is used).
+    ``scheme`` and ``port`` are those of the request that asks for the link."""
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
-    port = "" if settings.VIGIL_HTTP_PORT == 80 else f":{settings.VIGIL_HTTP_PORT}"
-    return f"http://{domain}{port}/invite/{uid}/{token}/"
+    netloc = domain if port == {"http": 80, "https": 443}.get(scheme) else f"{domain}:{port}"
+    return f"{scheme}://{netloc}/invite/{uid}/{token}/"
 
 
+def _provisioning_invitation_url(*, request: ProvisionRequest, user: AbstractBaseUser) -> str:
+    # Provisioning runs from a command or a task, with no HTTP request to take them from.
+    return invitation_url(domain=request.domain, user=user, scheme=settings.VIGIL_PUBLIC_SCHEME,
+                          port=settings.VIGIL_PUBLIC_PORT)
+
+
+@owner_connection()
 def spare_create(*, verbosity: int = 0) -> Tenant:
     """Create and fully migrate one spare schema, then register it in the pool. Slow (this is
     the migrations path); a failure drops the half-made schema."""
@@ -257,6 +267,7 @@ def _spare_drop(*, spare_pk: int) -> None:
         spare.delete()
 
 
+@owner_connection()
 def spare_pool_fill(*, size: int | None = None, verbosity: int = 0) -> int:
     """Top the warm pool up to ``size`` spares (default VIGIL_SPARE_POOL_SIZE). Only one
     process fills at a time; a second caller returns 0 at once. Returns spares created."""
@@ -348,6 +359,7 @@ def tenant_update(*, schema_name: str, name: str, tier: str, limit_overrides: di
     return tenant
 
 
+@owner_connection()
 @transaction.atomic(durable=True)
 def tenant_delete(*, schema_name: str, confirm: str, actor: Actor) -> None:
     """Drop a tenant's schema, domains and row. ``confirm`` must repeat the schema name.

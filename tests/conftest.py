@@ -20,8 +20,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
+from urllib.parse import quote
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 
@@ -30,6 +33,11 @@ from tenants.services import provision_request_build, spare_pool_fill, tenant_pr
 
 PASSWORD = "correct-horse-battery-9"
 SESSION_SPARES = 4
+
+# This process logs in as the owner role: it creates the test database, and its tests provision
+# and drop schemas inside their transactions, on one connection. The worker and web processes it
+# starts log in as the application role (``celery_env``), as they do in production.
+cast("dict[str, Any]", django_settings.DATABASES["default"]).update(django_settings.DATABASE_OWNER)
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +78,17 @@ def django_db_setup(request: pytest.FixtureRequest, django_test_environment: Non
 def _public_schema_after_each_test() -> Iterator[None]:
     yield
     connection.set_schema_to_public()
+
+
+@pytest.fixture(autouse=True)
+def _login_failures_forgotten() -> Iterator[None]:
+    """Failed-login counters live in Redis, outside the test's transaction: each test starts
+    without them (only the test database's counters are touched)."""
+    yield
+    if connection.settings_dict["NAME"] == connection.settings_dict["TEST"]["NAME"]:
+        from governance.receivers import login_failures_forget
+
+        login_failures_forget()
 
 
 @pytest.fixture
@@ -126,11 +145,13 @@ def _session_redis_url() -> str:
     return f"{base}/{index}"
 
 
-def _database_url() -> str:
-    from django.conf import settings
+def database_url(*, owner: bool = False) -> str:
+    """The test database's URL with the application role's login (or the owner's)."""
+    import dj_database_url
 
-    db = settings.DATABASES["default"]
-    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    login = dj_database_url.parse(django_settings.DATABASE_OWNER_URL if owner else django_settings.DATABASE_URL)
+    return (f"postgres://{quote(login['USER'] or '')}:{quote(login['PASSWORD'] or '')}@{login['HOST']}:"
+            f"{login['PORT']}/{django_settings.DATABASES['default']['NAME']}")
 
 
 @dataclass
@@ -183,7 +204,8 @@ def celery_env(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) 
     broker = _session_redis_url()
     redis.Redis.from_url(broker).flushdb()
     app.conf.broker_url = broker
-    return {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": broker, "CELERY_BROKER_URL": broker,
+    return {**os.environ, "DATABASE_URL": database_url(), "DATABASE_OWNER_URL": database_url(owner=True),
+            "REDIS_URL": broker, "CELERY_BROKER_URL": broker,
             "TASK_ACK_TIMEOUT_SECONDS": os.environ.get("TEST_TASK_ACK_TIMEOUT_SECONDS", "4"),
             "TASK_RETRY_BASE_DELAY": "0.2", "TASK_RETRY_MAX_DELAY": "1.0", "VIGIL_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1"}

@@ -22,14 +22,19 @@ class StepView:
 
 @dataclass(frozen=True)
 class StepContext:
+    """What a blueprint knows of its task: the input, and of the steps so far how many there
+    are and the latest of each action (the engine loads no more, so a step of a long task
+    costs what an early one does)."""
+
     agent: str
     task_input: dict[str, Any]
     config: dict[str, Any]
-    steps: tuple[StepView, ...]
+    latest: tuple[StepView, ...]  # the latest step of each action, oldest first
+    count: int  # steps so far
 
     def step(self, action: str) -> StepView | None:
         """The latest step that took this action."""
-        return next((s for s in reversed(self.steps) if s.action == action), None)
+        return next((s for s in self.latest if s.action == action), None)
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ class BaseAgent:
         return dict(decision.llm.data) if decision.llm else {}
 
     def should_continue(self, ctx: StepContext) -> bool:
-        return len(ctx.steps) < int(self.config.get("max_iterations", 10))
+        return ctx.count < int(self.config.get("max_iterations", 10))
 
     def ask(self, task: str, user: str | dict[str, Any], schema: dict[str, Any]) -> LLMResult:
         text = user if isinstance(user, str) else json.dumps(user, sort_keys=True)

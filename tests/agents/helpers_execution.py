@@ -204,7 +204,7 @@ def audit_trail_locked(schema: str) -> Iterator[psycopg.Connection[Any]]:
 
 # The audit append (lock, head read and INSERT) is one function call; it waits at its INSERT.
 AUDIT_INSERT = "SELECT seq, hash FROM governance_audit_append%"
-# A plain step (lease, effect, outbox, step, audit event) is one statement (agents.engine).
+# A plain step (lease, effect, outbox, step, audit event) is one statement (agents.statements.STEP).
 STEP_STATEMENT = "WITH claim AS (UPDATE agents_task SET attempt%"
 # The engine claims the task row with a conditional UPDATE (attempt check + lease bump).
 TASK_ROW_LOCK = 'UPDATE agents_task SET attempt%'
@@ -217,6 +217,15 @@ def lock_waiters(query_like: str) -> list[int]:
         rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                             "AND wait_event_type = 'Lock' AND query LIKE %s", [query_like]).fetchall()
     return [row[0] for row in rows]
+
+
+def waiting_for(pid: int) -> str | None:
+    """What backend ``pid`` waits for: 'relation' (a table lock, such as the audit trail we
+    lock), 'transactionid' or 'tuple' (a row another transaction holds), or None."""
+    with database_connect(autocommit=True) as conn:
+        row = conn.execute("SELECT wait_event FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'",
+                           [pid]).fetchone()
+    return row[0] if row else None
 
 
 def backend_alive(pid: int) -> bool:

@@ -4,11 +4,13 @@ admin would: through the admin's own URLs, with the stored state checked after e
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
 from agents.engine import advance
 from agents.models import Agent, AgentConfigVersion, Task
-from agents.services import agent_create, task_submit
+from agents.services import agent_create, agent_update, task_submit
+from governance.models import AuditEvent
 from hitl.models import ApprovalRequest
 from tests.conftest import PASSWORD
 
@@ -122,7 +124,8 @@ def test_viewer_cannot_run_agents_from_the_admin(in_acme, acme_client: Client) -
     agent = agent_create(name="guarded", blueprint="triage")
     assert acme_client.login(username="val@acme.example", password=PASSWORD)
     assert acme_client.get(f"/admin/agents/agent/{agent.pk}/run/").status_code == 403
-    assert acme_client.post(f"/admin/agents/agent/{agent.pk}/run/", {"input": '{"text": "hi there"}'}).status_code == 403
+    run = acme_client.post(f"/admin/agents/agent/{agent.pk}/run/", {"input": '{"text": "hi there"}'})
+    assert run.status_code == 403
     assert not Task.objects.filter(agent=agent).exists()
 
 
@@ -144,3 +147,54 @@ def test_only_a_reviewer_or_admin_reaches_the_decision_page_and_a_viewer_cannot_
     assert approval.status == "pending" and approval.decided_by is None
     assert acme_client.login(username="rita@acme.example", password=PASSWORD)
     assert acme_client.get(f"/admin/hitl/approvalrequest/{approval.pk}/decide/").status_code == 200
+
+
+def _refund_waiting(name: str, *, requester: User | None = None) -> ApprovalRequest:
+    agent = agent_create(name=name, blueprint="resolution", privilege_ceiling=3)
+    task = task_submit(agent_name=agent.name, input={"text": "Please refund 25 EUR for order #AB1234, it broke"},
+                       user=requester)
+    _run_until(task, "awaiting_approval")
+    return ApprovalRequest.objects.get(task=task)
+
+
+def _undecided(approval: ApprovalRequest) -> None:
+    approval.refresh_from_db()
+    assert (approval.status, approval.decided_by) == ("pending", None)
+    assert not AuditEvent.objects.filter(target_type="approval", target_id=str(approval.pk),
+                                         verb__in=["approval.approved", "approval.rejected"]).exists()
+
+
+def test_the_admin_who_ran_a_task_is_refused_its_decision_page_with_the_rule_named(alice: Client, in_acme) -> None:
+    approval = _refund_waiting("self-refunder", requester=User.objects.get(username="alice@acme.example"))
+    decide = f"/admin/hitl/approvalrequest/{approval.pk}/decide/"
+    assert decide not in alice.get(f"/admin/hitl/approvalrequest/{approval.pk}/change/").content.decode()
+    response = alice.get(decide)
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "you requested this task" in page and "(rule: requester)" in page and 'id="decision-form"' not in page
+    posted = alice.post(decide, {"verdict": "approve", "action_hash": approval.action_hash})
+    assert posted.status_code == 403 and "(rule: requester)" in posted.content.decode()
+    _undecided(approval)
+
+
+def test_the_latest_config_author_is_refused_the_decision_page_and_another_reviewer_decides(
+        alice: Client, in_acme, acme_client: Client) -> None:
+    approval = _refund_waiting("tuned-refunder")
+    agent_update(agent_id=approval.task.agent_id, user=User.objects.get(username="alice@acme.example"),
+                 config={"max_refund": 30})
+    decide = f"/admin/hitl/approvalrequest/{approval.pk}/decide/"
+    response = alice.get(decide)
+    assert response.status_code == 403 and "(rule: config_author)" in response.content.decode()
+    _undecided(approval)
+    rita = Client(HTTP_HOST="acme.localhost")
+    assert rita.login(username="rita@acme.example", password=PASSWORD)
+    assert rita.post(decide, {"verdict": "approve", "action_hash": approval.action_hash}).status_code == 302
+    approval.refresh_from_db()
+    assert (approval.status, approval.decided_by.username) == ("approved", "rita@acme.example")
+
+
+def test_approving_in_the_admin_without_the_action_hash_decides_nothing(alice: Client, in_acme) -> None:
+    approval = _refund_waiting("hashless-refunder")
+    response = alice.post(f"/admin/hitl/approvalrequest/{approval.pk}/decide/", {"verdict": "approve"}, follow=True)
+    assert "approving needs the action_hash" in response.content.decode()
+    _undecided(approval)

@@ -6,15 +6,27 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
 from agents.models import OutboxMessage, Step, Task
+from agents.services import agent_update, task_submit
 from governance.models import AuditEvent
 from hitl.models import ApprovalRequest
 from tenants.models import Tenant
 
-from .test_api_support import (ALICE, CRASH_EVENT, REFUND_TICKET, RITA, approval_opened, member_add, signed_in,
-                               task_drive)
+from .test_api_support import (
+    ALICE,
+    CRASH_EVENT,
+    MAX,
+    REFUND_TICKET,
+    RITA,
+    agent_make,
+    approval_opened,
+    member_add,
+    signed_in,
+    task_drive,
+)
 
 
 @pytest.fixture
@@ -35,8 +47,28 @@ def rita(acme: Tenant, acme_client: Client) -> Client:
     return signed_in(acme_client, acme, RITA)
 
 
-def _decide(client: Client, approval: ApprovalRequest, verdict: str, body: dict[str, Any] | None = None) -> Any:
-    return client.post(f"/api/v1/hitl/{approval.pk}/{verdict}/", body or {}, content_type="application/json")
+def _decide(client: Client, approval: ApprovalRequest, verdict: str, body: dict[str, Any] | None = None, *,
+            seen_hash: bool = True) -> Any:
+    """POST a decision; approving sends the action_hash as listed unless ``seen_hash`` is False."""
+    body = dict(body or {})
+    if verdict == "approve" and seen_hash:
+        body.setdefault("action_hash", approval.action_hash)
+    return client.post(f"/api/v1/hitl/{approval.pk}/{verdict}/", body, content_type="application/json")
+
+
+def _refund_requested_by(tenant: Tenant, username: str) -> ApprovalRequest:
+    """A refund waiting for approval, of a task that ``username`` submitted."""
+    agent = agent_make(tenant, "refunds", "resolution", privilege_ceiling=3)
+    task = task_submit(agent_id=agent.pk, input=REFUND_TICKET, user=User.objects.get(username=username))
+    return ApprovalRequest.objects.get(task=task_drive(task, {"awaiting_approval"}))
+
+
+def _undecided(approval: ApprovalRequest) -> None:
+    approval.refresh_from_db()
+    assert (approval.status, approval.decided_by, approval.decided_at) == ("pending", None, None)
+    assert Task.objects.get(pk=approval.task_id).state == "awaiting_approval"
+    assert not AuditEvent.objects.filter(target_type="approval", target_id=str(approval.pk),
+                                         verb__in=["approval.approved", "approval.rejected"]).exists()
 
 
 def test_the_refund_request_opened_by_the_engine_is_stored_verbatim(refund: ApprovalRequest) -> None:
@@ -67,7 +99,8 @@ def test_a_reviewer_approves_a_refund_and_the_task_resumes(refund: ApprovalReque
     assert (refund.status, refund.decided_by.username, refund.decision_note) == ("approved", RITA, "photos attached")
     assert refund.decided_at is not None
     task = Task.objects.get(pk=refund.task_id)
-    assert (task.state, task.attempt, task.context["decided_approval"]) == ("in_progress", attempt + 1, refund.pk)
+    assert (task.state, task.attempt, task.ack_deadline is not None) == ("in_progress", attempt + 1, True)
+    assert task.events.order_by("id").last().reason == f"approval {refund.pk} approved"
     event = AuditEvent.objects.get(verb="approval.approved", target_id=str(refund.pk))
     assert (event.actor_label, event.data["action_hash"]) == (RITA, refund.action_hash)
     assert rita.get("/api/v1/hitl/pending/").json()["count"] == 0
@@ -148,7 +181,7 @@ def test_a_reviewer_cannot_approve_a_restart_that_needs_an_admin(restart: Approv
     response = _decide(rita, restart, "approve")
     assert response.status_code == 403
     assert response.json()["code"] == "approval_forbidden"
-    assert response.json()["extra"] == {"required_role": "admin"}
+    assert response.json()["extra"] == {"rule": "role", "required_role": "admin"}
     restart.refresh_from_db()
     assert (restart.status, restart.decided_by) == ("pending", None)
     assert Task.objects.get(pk=restart.task_id).state == "awaiting_approval"
@@ -169,3 +202,64 @@ def test_approvals_filter_by_status(refund: ApprovalRequest, restart: ApprovalRe
     pending = rita.get("/api/v1/hitl/pending/").json()["results"]
     assert [a["id"] for a in rejected] == [refund.pk]
     assert [a["id"] for a in pending] == [restart.pk]
+
+
+def test_approving_without_the_action_hash_is_refused_with_400_and_decides_nothing(refund: ApprovalRequest,
+                                                                                    rita: Client) -> None:
+    response = _decide(rita, refund, "approve", {"note": "looks fine"}, seen_hash=False)
+    assert response.status_code == 400
+    assert response.json()["code"] == "approval_hash_required"
+    assert response.json()["extra"] == {"fields": {"action_hash": "required to approve"}}
+    _undecided(refund)
+
+
+def test_rejecting_needs_no_action_hash(refund: ApprovalRequest, rita: Client) -> None:
+    response = _decide(rita, refund, "reject", {"note": "no photos"})
+    assert response.status_code == 200
+    refund.refresh_from_db()
+    assert (refund.status, refund.decided_by.username) == ("rejected", RITA)
+    event = AuditEvent.objects.get(verb="approval.rejected", target_id=str(refund.pk))
+    assert (event.actor_label, event.data["note"]) == (RITA, "no photos")
+
+
+def test_the_requester_of_a_task_can_neither_approve_nor_reject_its_refund(acme: Tenant, acme_client: Client) -> None:
+    refund = _refund_requested_by(acme, ALICE)
+    alice = signed_in(acme_client, acme, ALICE)
+    for verdict in ("approve", "reject"):
+        response = _decide(alice, refund, verdict)
+        assert response.status_code == 403, verdict
+        assert (response.json()["code"], response.json()["extra"]) == ("approval_forbidden", {"rule": "requester"})
+        assert "you requested this task" in response.json()["detail"]
+    _undecided(refund)
+
+
+def test_another_reviewer_approves_the_refund_of_a_task_the_admin_requested(acme: Tenant, rita: Client) -> None:
+    refund = _refund_requested_by(acme, ALICE)
+    response = _decide(rita, refund, "approve")
+    assert response.status_code == 200
+    refund.refresh_from_db()
+    assert (refund.status, refund.decided_by.username) == ("approved", RITA)
+    assert AuditEvent.objects.get(verb="approval.approved", target_id=str(refund.pk)).actor_label == RITA
+
+
+def test_the_user_who_last_changed_the_agents_config_cannot_decide_its_approvals(acme: Tenant, refund: ApprovalRequest,
+                                                                                acme_client: Client) -> None:
+    alice = User.objects.get(username=ALICE)
+    agent_update(agent_id=refund.task.agent_id, user=alice, reason="auto-approve small refunds",
+                 config={"max_refund": 50})
+    response = _decide(signed_in(acme_client, acme, ALICE), refund, "approve")
+    assert response.status_code == 403
+    assert response.json()["extra"] == {"rule": "config_author", "agent": "refunds"}
+    assert "latest change to agent refunds's configuration" in response.json()["detail"]
+    _undecided(refund)
+
+
+def test_an_earlier_config_author_may_decide_once_someone_else_changed_the_config(acme: Tenant, refund: ApprovalRequest,
+                                                                                  acme_client: Client) -> None:
+    agent_id = refund.task.agent_id
+    agent_update(agent_id=agent_id, user=User.objects.get(username=ALICE), config={"max_refund": 50})
+    agent_update(agent_id=agent_id, user=member_add(acme, MAX, "agent_manager"), config={"max_refund": 40})
+    response = _decide(signed_in(acme_client, acme, ALICE), refund, "approve")
+    assert response.status_code == 200
+    refund.refresh_from_db()
+    assert (refund.status, refund.decided_by.username) == ("approved", ALICE)

@@ -12,8 +12,20 @@ from django.test import Client
 from agents.models import Agent, AgentConfigVersion, Task
 from tenants.models import Tenant
 
-from .test_api_support import (ALICE, BILLING_TICKET, MAX, REFUND_TICKET, RITA, VERA, agent_make, approval_opened,
-                               member_add, signed_in, task_make, token_for)
+from .test_api_support import (
+    ALICE,
+    BILLING_TICKET,
+    MAX,
+    REFUND_TICKET,
+    RITA,
+    VERA,
+    agent_make,
+    approval_opened,
+    member_add,
+    signed_in,
+    task_make,
+    token_for,
+)
 
 NEW_AGENT = {"name": "front-desk", "blueprint": "triage"}
 

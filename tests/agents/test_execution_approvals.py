@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, connections
 from django.test import Client
 
 from agents.models import Effect, OutboxMessage, Task
@@ -47,7 +47,7 @@ def test_resolution_agent_waits_for_approval_then_refunds_and_replies(committed:
     assert steps_of(task) == [("classify", "record"), ("draft", "record")]
     assert outbox_kinds(task) == []
 
-    approval_decide(approval_id=request.pk, user=user(ALICE), verdict="approve")
+    approval_decide(approval_id=request.pk, user=user(ALICE), verdict="approve", seen_hash=request.action_hash)
 
     done = wait_for_state(task.pk, FINAL)
     assert done.state == "verified"
@@ -90,7 +90,7 @@ def test_an_approved_refund_runs_once_and_replayed_messages_are_dropped_as_stale
         committed: None, celery_worker: WorkerHandle) -> None:
     use_tenant("acme")
     task, request = _awaiting_refund_approval()
-    approval_decide(approval_id=request.pk, user=user(ALICE), verdict="approve")
+    approval_decide(approval_id=request.pk, user=user(ALICE), verdict="approve", seen_hash=request.action_hash)
     done = wait_for_state(task.pk, FINAL)
     assert done.state == "verified"
     assert Effect.objects.filter(idempotency_key=f"approval:{request.pk}").count() == 1
@@ -109,15 +109,14 @@ def test_an_approved_refund_runs_once_and_replayed_messages_are_dropped_as_stale
 def test_the_same_message_delivered_twice_runs_one_step(committed: None, celery_worker: WorkerHandle) -> None:
     use_tenant("acme")
     agent = triage_agent()
-    duplicates: list[str] = []
-    with transaction.atomic():
-        task = task_submit(agent_name=agent.name, input=BILLING_TICKET)
-        # Sent right after the engine's own first message: the same task, the same attempt.
-        transaction.on_commit(lambda: duplicates.append(send_advance(task_id=task.pk, attempt=1)))
+    task = task_submit(agent_name=agent.name, input=BILLING_TICKET)
+    # Sent right after the engine's own first message (at the submit's commit): the same
+    # task, the same attempt.
+    duplicate = send_advance(task_id=task.pk, attempt=1)
 
     done = wait_for_state(task.pk, FINAL)
     assert done.state == "verified"
-    assert outcome(celery_worker, duplicates[0]) in {"stepped", "stale"}
+    assert outcome(celery_worker, duplicate) in {"stepped", "stale"}
     assert steps_of(done) == [("classify", "record"), ("send_reply", "allow")]
     assert transitions_of(done).count(("assigned", "acked")) == 1
     assert effect_keys(done) == [f"task:{task.pk}:step:1"]
@@ -137,7 +136,7 @@ def test_cancelling_a_task_awaiting_approval_closes_the_request_and_runs_nothing
     request.refresh_from_db()
     assert request.status == "cancelled" and request.decided_at is not None
     with pytest.raises(ApprovalAlreadyDecided) as refused:
-        approval_decide(approval_id=request.pk, user=user(ALICE), verdict="approve")
+        approval_decide(approval_id=request.pk, user=user(ALICE), verdict="approve", seen_hash=request.action_hash)
     assert refused.value.status == 409
     late = [send_advance(task_id=task.pk, attempt=attempt) for attempt in range(1, cancelled.attempt + 1)]
     assert [outcome(celery_worker, message) for message in late] == ["stale"] * len(late)
@@ -156,19 +155,19 @@ def test_approving_an_action_whose_arguments_were_altered_is_refused_with_409(
                        [json.dumps({**REFUND_ARGUMENTS, "amount": 2500.0}), request.pk])
 
     with pytest.raises(ApprovalMismatch) as refused:
-        approval_decide(approval_id=request.pk, user=user(ALICE), verdict="approve")
+        approval_decide(approval_id=request.pk, user=user(ALICE), verdict="approve", seen_hash=request.action_hash)
 
     assert refused.value.status == 409
     request.refresh_from_db()
     assert (request.status, request.decided_by) == ("pending", None)
     after = Task.objects.get(pk=task.pk)
     assert (after.state, after.attempt) == ("awaiting_approval", task.attempt)
-    assert "decided_approval" not in after.context
+    assert after.context == task.context
     assert effect_keys(after) == [] and outbox_kinds(after) == []
     assert "approval.approved" not in audit_verbs(target_type="approval", target_id=request.pk)
 
 
-def _post_at_once(requests: list[tuple[Client, str]]) -> list[Any]:
+def _post_at_once(requests: list[tuple[Client, str]], body: dict[str, Any]) -> list[Any]:
     """POST each (client, path) from its own thread (its own database connection), all
     released together by a barrier."""
     barrier = threading.Barrier(len(requests))
@@ -177,7 +176,7 @@ def _post_at_once(requests: list[tuple[Client, str]]) -> list[Any]:
     def post(index: int, client: Client, path: str) -> None:
         try:
             barrier.wait(timeout=10)
-            responses[index] = client.post(path, content_type="application/json")
+            responses[index] = client.post(path, body, content_type="application/json")
         finally:
             connections.close_all()
 
@@ -200,11 +199,11 @@ def test_two_reviewers_approving_at_once_get_one_200_and_one_409(committed: None
         assert clients[username].login(username=username, password=PASSWORD)
     path = f"/api/v1/hitl/{request.pk}/approve/"
 
-    responses = _post_at_once([(clients[ALICE], path), (clients[RITA], path)])
+    responses = _post_at_once([(clients[ALICE], path), (clients[RITA], path)], {"action_hash": request.action_hash})
 
     connection.set_tenant(Tenant.objects.get(schema_name="acme"))
     assert sorted(r.status_code for r in responses) == [200, 409], [r.content for r in responses]
-    winner, loser = sorted(zip((ALICE, RITA), responses), key=lambda pair: pair[1].status_code)
+    winner, loser = sorted(zip((ALICE, RITA), responses, strict=True), key=lambda pair: pair[1].status_code)
     assert loser[1].json()["code"] == "approval_already_decided"
     assert winner[1].json()["decided_by"] == winner[0]
     request.refresh_from_db()

@@ -21,16 +21,17 @@ from django.utils import timezone
 
 from agents.engine import advance
 from agents.models import Effect, Task
-from agents.services import agent_status_set, task_cancel, task_submit, tasks_overdue
+from agents.selectors import tasks_overdue
+from agents.services import agent_status_set, task_cancel, task_submit
 from agents.tasks import sweep_ack_deadlines
 from hitl.models import ApprovalRequest
 from hitl.services import approval_decide
-from tests.agents.helpers_execution import (ALICE, AUDIT_INSERT, FINAL, REFUND_ARGUMENTS, REFUND_TICKET, STEP_STATEMENT,
-                                            TASK_ROW_LOCK, StartWorker, advance_here, audit_trail_locked, backend_alive,
-                                            broker_purge, effect_keys, holds_row_exclusive, lock_waiters, only_our_workers, outbox_kinds, outcome,
+from tests.agents.helpers_execution import (ALICE, FINAL, REFUND_ARGUMENTS, REFUND_TICKET, STEP_STATEMENT, StartWorker,
+                                            advance_here, audit_trail_locked, backend_alive, broker_purge, effect_keys,
+                                            holds_row_exclusive, lock_waiters, only_our_workers, outbox_kinds, outcome,
                                             resolution_agent, send_advance, steps_of, transitions_of,
                                             triage_task_after_first_step, use_tenant, user, wait_for_state, wait_until,
-                                            worker_settings, worker_start)
+                                            waiting_for, worker_settings, worker_start)
 
 __all__ = ["only_our_workers", "worker_settings", "worker_start"]  # fixtures used by the tests below
 
@@ -40,7 +41,7 @@ def _resolution_task_approved() -> tuple[Task, ApprovalRequest]:
     task = task_submit(agent_name=resolution_agent().name, input=REFUND_TICKET)
     assert [advance_here(task.pk) for _ in range(3)] == ["stepped", "stepped", "awaiting_approval"]
     request = ApprovalRequest.objects.get(task=task)
-    approval_decide(approval_id=request.pk, user=user(ALICE), verdict="approve")
+    approval_decide(approval_id=request.pk, user=user(ALICE), verdict="approve", seen_hash=request.action_hash)
     return Task.objects.get(pk=task.pk), request
 
 
@@ -67,9 +68,10 @@ def test_a_message_of_an_earlier_attempt_is_dropped_as_stale(committed: None, wo
 
 def test_an_approval_message_delivered_twice_at_once_runs_the_refund_once(
         committed: None, worker_start: StartWorker) -> None:
-    """Both copies of the approval's message run at the same time on two pool processes: the
-    first holds the task row and waits (its refund written, not committed) on the audit
-    trail we lock; the second waits for the task row. Released, one steps, one is stale.
+    """Both copies of the approval's message run at the same time on two pool processes, each
+    in the step statement: the first holds the task row and waits (its refund written, not
+    committed) on the audit trail we lock; the second waits for the task row. Released, one
+    steps, one is stale.
     This is the concurrent duplicate that Redis produces when ``visibility_timeout`` passes
     while a late-ack step still runs (kombu re-delivers the unacked message)."""
     use_tenant("acme")
@@ -79,8 +81,15 @@ def test_an_approval_message_delivered_twice_at_once_runs_the_refund_once(
     with audit_trail_locked("acme") as lock:
         copies = [send_advance(task_id=task.pk, attempt=task.attempt) for _ in range(2)]
         worker = worker_start(concurrency=2)
-        [writer] = wait_until(lambda: lock_waiters(AUDIT_INSERT), what="a step waiting on the audit trail")
-        wait_until(lambda: lock_waiters(TASK_ROW_LOCK), what="the second copy waiting for the task row")
+
+        def both_waiting() -> list[int]:
+            waiting = lock_waiters(STEP_STATEMENT)
+            return waiting if len(waiting) == 2 else []
+
+        both = wait_until(both_waiting, what="both copies waiting in the step statement")
+        # Both hold the step statement's table locks; one waits on the audit trail, one on the row.
+        writer, second = sorted(both, key=lambda pid: waiting_for(pid) != "relation")
+        assert (waiting_for(writer), waiting_for(second)) in {("relation", "transactionid"), ("relation", "tuple")}
         assert holds_row_exclusive(writer, "acme.agents_effect")
         assert holds_row_exclusive(writer, "acme.agents_outboxmessage")
         lock.rollback()

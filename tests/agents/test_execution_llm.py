@@ -1,6 +1,7 @@
 """The OpenAI provider through the real ``openai`` client against a local OpenAI-compatible
 HTTP server (the outside world is faked, not our code): structured output, token usage and
-cost, refusals of bad output, and a whole task on a real worker.
+cost, refusals of bad output, and a whole task on a real worker through an operator's
+connection that points at the server.
 """
 
 from __future__ import annotations
@@ -16,10 +17,27 @@ from agents.exceptions import LLMError
 from agents.llm import LLMResult, OfflineProvider, OpenAIProvider, Provider, estimate_cost, provider_for
 from agents.models import OutboxMessage
 from agents.services import task_submit
+from governance.actors import Actor
 from governance.models import AuditEvent
-from tests.agents.helpers_execution import (BILLING_TICKET, FINAL, STUB_USAGE, TRIAGE_OUTPUT, OpenAIStub, StartWorker,
-                                            chat_completion, only_our_workers, openai_stub, steps_of, triage_agent,
-                                            use_tenant, wait_for_state, worker_start)
+from tenants.connections import llm_connection_create
+from tenants.models import Tenant
+from tests.agents.helpers_execution import (
+    BILLING_TICKET,
+    FINAL,
+    STUB_USAGE,
+    TRIAGE_OUTPUT,
+    OpenAIStub,
+    StartWorker,
+    chat_completion,
+    only_our_workers,
+    openai_stub,
+    steps_of,
+    triage_agent,
+    unique,
+    use_tenant,
+    wait_for_state,
+    worker_start,
+)
 
 __all__ = ["only_our_workers", "worker_start"]  # fixtures used by the tests below
 
@@ -31,7 +49,18 @@ def stub() -> Iterator[OpenAIStub]:
 
 
 def _provider(stub: OpenAIStub) -> OpenAIProvider:
-    return OpenAIProvider(model="gpt-4o-mini", api_key="sk-test-provider", base_url=stub.base_url, timeout=5)
+    return OpenAIProvider(model="gpt-4o-mini", api_key="sk-test-provider", base_url=stub.base_url, timeout=5,
+                          connection="stub")
+
+
+def _connection_to(stub: OpenAIStub) -> dict[str, str]:
+    """An operator's connection to the stub, granted to acme; returns an agent's model settings
+    naming it (the connection is left on acme's schema)."""
+    name = unique("stub")
+    llm_connection_create(name=name, base_url=stub.base_url, api_key_env="LLM_TEST_KEY", allowed_models=["gpt-4o-mini"],
+                          tenants=["acme"], actor=Actor.operator("tester"))
+    use_tenant("acme")
+    return {"connection": name, "model": "gpt-4o-mini"}
 
 
 def _ask(provider: Provider) -> LLMResult:
@@ -63,49 +92,52 @@ def test_openai_provider_asks_for_strict_json_schema_output_with_the_agents_key(
                                        "json_schema": {"name": "triage", "schema": TRIAGE_SCHEMA, "strict": True}}
 
 
-def test_openai_provider_refuses_content_that_is_not_json(stub: OpenAIStub) -> None:
+def test_openai_provider_refuses_content_that_is_not_json_without_quoting_it(stub: OpenAIStub) -> None:
     stub.reply = lambda body: (200, chat_completion("Sure! The category is billing."))
 
-    with pytest.raises(LLMError, match="returned invalid JSON") as refused:
+    with pytest.raises(LLMError) as refused:
         _ask(_provider(stub))
+    assert str(refused.value) == "the model connection 'stub' returned invalid JSON; see the worker log"
     assert refused.value.status == 502
 
 
-def test_openai_provider_refuses_json_that_violates_the_schema(stub: OpenAIStub) -> None:
+def test_openai_provider_refuses_json_that_violates_the_schema_without_quoting_it(stub: OpenAIStub) -> None:
     stub.reply = lambda body: (200, chat_completion(json.dumps({**TRIAGE_OUTPUT, "category": "spam"})))
 
-    with pytest.raises(LLMError, match="output failed its schema"):
+    with pytest.raises(LLMError) as refused:
         _ask(_provider(stub))
+    assert str(refused.value) == ("the model connection 'stub' returned output that failed its 'triage' schema; "
+                                  "see the worker log")
 
 
-def test_openai_provider_turns_an_api_error_into_llm_error(stub: OpenAIStub) -> None:
-    stub.reply = lambda body: (401, {"error": {"message": "invalid key", "type": "invalid_request_error"}})
+def test_openai_provider_turns_an_api_error_into_a_short_llm_error(stub: OpenAIStub) -> None:
+    stub.reply = lambda body: (401, {"error": {"message": "invalid key sk-abc", "type": "invalid_request_error"}})
 
-    with pytest.raises(LLMError, match="AuthenticationError"):
+    with pytest.raises(LLMError) as refused:
         _ask(_provider(stub))
+    assert str(refused.value) == "the model connection 'stub' failed (HTTP 401); see the worker log"
 
 
-def test_provider_for_uses_openai_only_when_the_named_key_is_in_the_environment(
-        stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch) -> None:
-    model_settings = {"provider": "openai", "model": "gpt-4o-mini", "base_url": stub.base_url,
-                      "api_key_env": "VIGIL_TEST_KEY"}
-    monkeypatch.delenv("VIGIL_TEST_KEY", raising=False)
-    assert isinstance(provider_for(model_settings), OfflineProvider)
+def test_provider_for_uses_the_connection_only_when_its_key_is_in_the_environment(
+        in_acme: Tenant, stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    model_settings = _connection_to(stub)
+    monkeypatch.delenv("LLM_TEST_KEY", raising=False)
+    with pytest.raises(LLMError, match="has no key on this worker"):
+        provider_for(model_settings)
 
-    monkeypatch.setenv("VIGIL_TEST_KEY", "sk-test-env")
+    monkeypatch.setenv("LLM_TEST_KEY", "sk-test-env")
     provider = provider_for(model_settings)
 
     assert isinstance(provider, OpenAIProvider)
     assert _ask(provider).data == TRIAGE_OUTPUT
     assert stub.requests[-1]["headers"]["authorization"] == "Bearer sk-test-env"
+    assert isinstance(provider_for({"provider": "offline"}), OfflineProvider)
 
 
 def test_a_triage_agent_on_an_openai_compatible_endpoint_runs_on_a_worker_and_records_its_tokens(
         committed: None, stub: OpenAIStub, worker_start: StartWorker) -> None:
-    use_tenant("acme")
-    agent = triage_agent(model_settings={"provider": "openai", "model": "gpt-4o-mini", "base_url": stub.base_url,
-                                         "api_key_env": "VIGIL_TEST_KEY"})
-    worker_start(env={"VIGIL_TEST_KEY": "sk-test-worker"})
+    agent = triage_agent(model_settings=_connection_to(stub))
+    worker_start(env={"LLM_TEST_KEY": "sk-test-worker"})
 
     task = task_submit(agent_name=agent.name, input=BILLING_TICKET)
 

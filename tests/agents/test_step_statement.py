@@ -11,6 +11,7 @@ from django.db import connection
 
 from agents.engine import advance
 from agents.models import Effect, Step, Task
+from agents.selectors import task_snapshot
 from agents.services import task_submit
 from governance.models import AuditEvent
 from governance.verification import audit_chain_verify
@@ -115,3 +116,30 @@ def test_a_step_whose_effect_key_is_taken_fails_instead_of_recording_twice(in_ac
     assert Step.objects.count() == steps
     assert outbox_kinds(after) == []
     assert [e.verb for e in AuditEvent.objects.order_by("seq")[events:]] == ["task.transition"]
+
+
+def test_the_snapshot_of_a_long_task_holds_the_latest_step_of_each_action_not_every_step(in_acme: Tenant) -> None:
+    """A blueprint reads the latest step of an action and how many steps there are; the
+    snapshot loads no more, so a step's cost does not grow with the task's length."""
+    task = triage_task_after_first_step()
+    Step.objects.bulk_create([Step(task=task, index=i, action="send_reply", arguments={"to": f"c{i}@example.com"},
+                                   result={"sent": True}, decision="allow") for i in range(1, 300)])
+
+    snapshot = task_snapshot(task_id=task.pk)
+
+    assert snapshot is not None
+    assert snapshot.count == 300
+    assert [(s.index, s.action) for s in snapshot.latest] == [(0, "classify"), (299, "send_reply")]
+    assert snapshot.latest[1].arguments == {"to": "c299@example.com"}
+    assert (snapshot.task.pk, snapshot.agent.pk, snapshot.gated) == (task.pk, task.agent_id, False)
+    assert "send_reply" in snapshot.granted
+
+
+def test_the_next_step_is_written_after_the_last_one_whatever_came_between(in_acme: Tenant) -> None:
+    task = triage_task_after_first_step()  # classify at 0
+    Step.objects.bulk_create([Step(task=task, index=i, action="lookup", decision="record") for i in (1, 2, 3)])
+
+    assert advance_here(task.pk) == "stepped"
+
+    assert steps_of(Task.objects.get(pk=task.pk))[-2:] == [("lookup", "record"), ("send_reply", "allow")]
+    assert Step.objects.get(task=task, action="send_reply").index == 4

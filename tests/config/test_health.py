@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import LazySettings
 from django.test import Client
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -26,20 +27,38 @@ def test_healthz_answers_on_any_host_without_touching_the_database() -> None:
 
 
 @pytest.mark.django_db
-def test_readyz_is_ok_when_database_and_redis_answer() -> None:
+def test_readyz_is_ok_when_database_redis_and_broker_answer() -> None:
     response = Client(HTTP_HOST="10.0.0.1").get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"database": "ok", "redis": "ok", "status": "ok"}
+    assert response.json() == {"database": "ok", "redis": "ok", "broker": "ok", "status": "ok"}
 
 
 @pytest.mark.django_db
-def test_readyz_names_redis_when_it_is_unreachable(settings) -> None:
+def test_readyz_names_redis_when_it_is_unreachable(settings: LazySettings) -> None:
     settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
     response = Client().get("/readyz")
     assert response.status_code == 503
     body = response.json()
     assert body["redis"] == "failing" and body["database"] == "ok"
     assert "ConnectionError" in body["failing"]["redis"]
+
+
+@pytest.mark.django_db
+def test_readyz_names_the_broker_when_it_is_unreachable(settings: LazySettings) -> None:
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["broker"], body["redis"], body["database"]) == ("failing", "ok", "ok")
+    assert "Connection refused" in body["failing"]["broker"]
+
+
+@pytest.mark.django_db
+def test_readyz_checks_a_broker_that_is_not_redis(settings: LazySettings) -> None:
+    settings.CELERY_BROKER_URL = f"amqp://guest:guest@127.0.0.1:{_closed_port()}//"
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["broker"] == "failing"
 
 
 def test_readyz_names_the_database_when_it_is_unreachable() -> None:

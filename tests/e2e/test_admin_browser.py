@@ -1,11 +1,13 @@
 """The demo's promise, in a real browser against a real server and worker: the tenant admin
-runs an agent on a ticket, approves the refund it proposes, and the task page shows each step."""
+runs an agent on a ticket, the reviewer approves the refund it proposes (the admin, who asked
+for the task, may not), and the task page shows each step."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.db import connection
 
@@ -13,6 +15,9 @@ from agents.models import OutboxMessage, Task
 from tenants.models import Tenant
 from tenants.services import provision_request_build, tenant_provision
 from tests.conftest import PASSWORD
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 
 def _demo_tenant() -> tuple[str, str]:
@@ -24,18 +29,24 @@ def _demo_tenant() -> tuple[str, str]:
     return domain, label
 
 
-def test_admin_runs_an_agent_approves_its_refund_and_sees_every_step(committed, celery_worker, web_server, browser,
-                                                                      tmp_path: Path) -> None:
-    domain, schema = _demo_tenant()
-    base = f"http://{domain}:{web_server}"
+def _signed_in(browser: Browser, base: str, username: str) -> Page:
     page = browser.new_page()
     page.set_default_timeout(20_000)
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+    return page
+
+
+def test_admin_runs_an_agent_the_reviewer_approves_its_refund_and_every_step_shows(
+        committed, celery_worker, web_server, browser, tmp_path: Path) -> None:
+    domain, schema = _demo_tenant()
+    base = f"http://{domain}:{web_server}"
+    page = _signed_in(browser, base, f"admin@{domain}")
+    reviewer = None
     try:
-        page.goto(f"{base}/admin/login/")
-        page.fill("#id_username", f"admin@{domain}")
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
-        page.wait_for_selector("#site-name")
 
         page.goto(f"{base}/admin/agents/agent/")
         page.click("text=resolver")
@@ -54,11 +65,16 @@ def test_admin_runs_an_agent_approves_its_refund_and_sees_every_step(committed, 
             page.wait_for_timeout(200)
         page.click("a:has-text('issue_refund (pending)')")
         page.wait_for_url(re.compile(r".*/admin/hitl/approvalrequest/\d+/change/"))
-        page.click("text=Decide…")
-        page.wait_for_selector("#decision-form")
-        assert "AB1234" in page.content()
-        page.click("text=Approve exactly this action")
-        page.wait_for_selector(".messagelist .success")
+        assert page.locator("text=Decide…").count() == 0  # the admin asked for this task
+        approval_url = page.url
+
+        reviewer = _signed_in(browser, base, f"reviewer@{domain}")
+        reviewer.goto(approval_url)
+        reviewer.click("text=Decide…")
+        reviewer.wait_for_selector("#decision-form")
+        assert "AB1234" in reviewer.content()
+        reviewer.click("text=Approve exactly this action")
+        reviewer.wait_for_selector(".messagelist .success")
 
         page.goto(f"{base}/admin/agents/task/{task_id}/change/")
         for _ in range(100):
@@ -74,6 +90,8 @@ def test_admin_runs_an_agent_approves_its_refund_and_sees_every_step(committed, 
         assert "Verified" in content
     finally:
         page.close()
+        if reviewer is not None:
+            reviewer.close()
 
     connection.set_tenant(Tenant.objects.get(schema_name=schema))
     task = Task.objects.get(pk=task_id)
@@ -82,4 +100,4 @@ def test_admin_runs_an_agent_approves_its_refund_and_sees_every_step(committed, 
         ("classify", "record"), ("draft", "record"), ("issue_refund", "approved"), ("send_reply", "allow")]
     assert sorted(OutboxMessage.objects.filter(effect__task=task).values_list("kind", flat=True)) == ["refund", "reply"]
     approval = task.approvals.get()
-    assert approval.decided_by.username == f"admin@{domain}"
+    assert approval.decided_by.username == f"reviewer@{domain}"

@@ -48,3 +48,20 @@ def append_only_trigger_disable() -> None:
     transactional, so the test transaction's rollback re-enables the trigger."""
     execute(f"ALTER TABLE governance_auditevent DISABLE TRIGGER {APPEND_ONLY_TRIGGER}")
 
+
+
+def member_change_form(user: Any, **changes: Any) -> dict[str, Any]:
+    """What the tenant admin's change form for ``user`` posts when saved unchanged, with ``changes``
+    (the user's schema must be active)."""
+    from governance.access import ROLE_CODES, agent_grants_held
+
+    grants = agent_grants_held(user_id=user.pk)
+    data: dict[str, Any] = {
+        "username": user.username, "first_name": user.first_name, "last_name": user.last_name, "email": user.email,
+        "roles": list(user.groups.filter(name__in=ROLE_CODES).values_list("name", flat=True)),
+        "view_agents": sorted(grants.get("view_agent", ())), "manage_agents": sorted(grants.get("manage_agent", ())),
+        "review_agents": sorted(grants.get("review_agent", ()))}
+    if user.is_active:
+        data["is_active"] = "on"
+    data.update(changes)
+    return data

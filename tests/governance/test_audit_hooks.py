@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 
@@ -12,7 +12,7 @@ from governance.models import AuditEvent
 from tenants.models import Tenant
 from tests.conftest import PASSWORD
 
-from .conftest import chain_head, events_after
+from .conftest import chain_head, events_after, member_change_form
 
 ALICE = "alice@acme.example"
 RITA = "rita@acme.example"
@@ -98,21 +98,23 @@ def test_adding_a_user_in_the_tenant_admin_is_audited(acme: Tenant, beta: Tenant
     assert _heads(acme, beta) == {**heads, "acme": heads["acme"] + 1}
 
 
-def test_changing_a_group_in_the_tenant_admin_is_audited(acme: Tenant, acme_client: Client) -> None:
+def test_changing_a_users_roles_in_the_tenant_admin_is_audited(acme: Tenant, acme_client: Client) -> None:
     _login_as(acme_client, acme, ALICE)
     connection.set_tenant(acme)
+    carol = User.objects.create_user("carol@acme.example", "carol@acme.example", PASSWORD)
     start, _ = chain_head()
-    viewer = Group.objects.get(name="viewer")
-    perms = list(viewer.permissions.values_list("pk", flat=True))
+    form = member_change_form(carol, roles=["reviewer"])
     connection.set_schema_to_public()
-    response = acme_client.post(f"/admin/auth/group/{viewer.pk}/change/",
-                                {"name": "viewer", "permissions": perms[:-1]})
+    response = acme_client.post(f"/admin/auth/user/{carol.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
-    (event,) = _events_in(acme, start)
-    assert (event.verb, event.actor_label) == ("admin.changed", ALICE)
-    assert (event.target_type, event.target_id) == ("auth.group", str(viewer.pk))
-    assert event.data["change"] == [{"changed": {"fields": ["Permissions"]}}]
-    assert viewer.permissions.count() == len(perms) - 1
+    roles, changed = _events_in(acme, start)
+    assert (roles.verb, roles.actor_label, roles.target_type, roles.target_id) == (
+        "user.roles_changed", ALICE, "user", str(carol.pk))
+    assert roles.data == {"username": "carol@acme.example", "from": [], "to": ["reviewer"]}
+    assert (changed.verb, changed.target_type, changed.target_id) == ("admin.changed", "auth.user", str(carol.pk))
+    assert changed.data["change"] == [{"changed": {"fields": ["Roles"]}}]
+    carol.refresh_from_db()
+    assert list(carol.groups.values_list("name", flat=True)) == ["reviewer"] and carol.is_staff
 
 
 def test_a_reviewer_cannot_add_users_and_nothing_is_audited(acme: Tenant, acme_client: Client) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import CommandError, CommandParser
 
+from config.dbroles import owner_connection
 from tenants.management.commands._base import OperatorCommand
 from tenants.migration_runner import migrate_schemas_parallel, schemas_with_pending_migrations
 
@@ -21,6 +22,11 @@ class Command(OperatorCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["processes"] < 1:
             raise CommandError("--processes must be >= 1")
+        # The forked processes that migrate the schemas keep this login.
+        with owner_connection():
+            self._migrate(**opts)
+
+    def _migrate(self, **opts: Any) -> None:
         if not opts["skip_public"]:
             call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
             self.stdout.write("public: migrated")
