@@ -27,8 +27,9 @@ def main() -> None:
 def database_unmigrated() -> bool:
     """True when the public schema lacks migrations that the code has: a command that fails on a
     missing table or column was run before `migrate_tenants`."""
-    from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
+
+    from config.connection import connection
 
     connection.close()  # the failed command may have left its transaction aborted
     connection.set_schema_to_public()

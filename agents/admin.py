@@ -33,8 +33,17 @@ class AgentForm(forms.ModelForm):
 
     class Meta:
         model = Agent
-        fields = ["name", "description", "blueprint", "config", "model_settings", "privilege_ceiling",
-                  "automation_level", "tools", "reason"]
+        fields = [
+            "name",
+            "description",
+            "blueprint",
+            "config",
+            "model_settings",
+            "privilege_ceiling",
+            "automation_level",
+            "tools",
+            "reason",
+        ]
         widgets = {"blueprint": forms.Select(choices=[])}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -54,9 +63,12 @@ class AgentForm(forms.ModelForm):
             return data
         try:
             services._validate_agent_fields(
-                blueprint=data.get("blueprint") or self.instance.blueprint, config=data.get("config"),
-                model_settings=data.get("model_settings"), privilege_ceiling=data.get("privilege_ceiling"),
-                automation_level=data.get("automation_level"))
+                blueprint=data.get("blueprint") or self.instance.blueprint,
+                config=data.get("config"),
+                model_settings=data.get("model_settings"),
+                privilege_ceiling=data.get("privilege_ceiling"),
+                automation_level=data.get("automation_level"),
+            )
         except InvalidAgentConfig as exc:
             for key, message in exc.extra.get("fields", {}).items():
                 field = key.split(".")[0]
@@ -103,8 +115,17 @@ class AgentAdmin(AccessAdminMixin, SimpleHistoryAdmin):
     readonly_fields = ("version", "status", "run_link")
 
     def get_fields(self, request: HttpRequest, obj: Agent | None = None) -> list[str]:
-        fields = ["name", "description", "blueprint", "config", "model_settings", "privilege_ceiling",
-                  "automation_level", "tools", "reason"]
+        fields = [
+            "name",
+            "description",
+            "blueprint",
+            "config",
+            "model_settings",
+            "privilege_ceiling",
+            "automation_level",
+            "tools",
+            "reason",
+        ]
         return fields + (["version", "status", "run_link"] if obj else [])
 
     @admin.display(description="Run")
@@ -118,20 +139,33 @@ class AgentAdmin(AccessAdminMixin, SimpleHistoryAdmin):
         reason = form.cleaned_data.get("reason", "")
         if not change:
             created = services.agent_create_within(
-                name=obj.name, blueprint=obj.blueprint, config=obj.config, model_settings=obj.model_settings,
-                privilege_ceiling=obj.privilege_ceiling, automation_level=obj.automation_level,
-                description=obj.description, user=request.user, tools=None)
+                name=obj.name,
+                blueprint=obj.blueprint,
+                config=obj.config,
+                model_settings=obj.model_settings,
+                privilege_ceiling=obj.privilege_ceiling,
+                automation_level=obj.automation_level,
+                description=obj.description,
+                user=request.user,
+                tools=None,
+            )
             obj.pk = created.pk
             obj._state.adding = False
             return
         changes = {f: form.cleaned_data[f] for f in VERSIONED if f in form.changed_data}
-        services.agent_update_within(agent_id=obj.pk, user=request.user, reason=reason,
-                                     description=form.cleaned_data.get("description", obj.description), **changes)
+        services.agent_update_within(
+            agent_id=obj.pk,
+            user=request.user,
+            reason=reason,
+            description=form.cleaned_data.get("description", obj.description),
+            **changes,
+        )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         if "tools" in form.changed_data:
-            services.agent_tools_set_within(agent_id=form.instance.pk, user=request.user,
-                                            tools=[t.name for t in form.cleaned_data["tools"]])
+            services.agent_tools_set_within(
+                agent_id=form.instance.pk, user=request.user, tools=[t.name for t in form.cleaned_data["tools"]]
+            )
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 
@@ -152,16 +186,20 @@ class AgentAdmin(AccessAdminMixin, SimpleHistoryAdmin):
     def get_urls(self) -> list[Any]:
         return [
             path("<int:agent_id>/run/", self.admin_site.admin_view(self.run_view), name="agents_agent_run"),
-            path("<int:agent_id>/rollback/<int:version>/", self.admin_site.admin_view(self.rollback_view),
-                 name="agents_agent_rollback"),
+            path(
+                "<int:agent_id>/rollback/<int:version>/",
+                self.admin_site.admin_view(self.rollback_view),
+                name="agents_agent_rollback",
+            ),
             *super().get_urls(),
         ]
 
     def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
         return True
 
-    def history_form_view(self, request: HttpRequest, object_id: str, version_id: str,
-                          extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         if request.method == "POST":
             raise PermissionDenied  # a revert would bypass the service: roll back instead
         return super().history_form_view(request, object_id, version_id, extra_context)
@@ -176,11 +214,17 @@ class AgentAdmin(AccessAdminMixin, SimpleHistoryAdmin):
         agent = self._agent_for(request, agent_id, Capability.RUN)
         from agents.blueprints import blueprint_class
 
-        example = {"triage": {"text": "I was charged twice for my subscription this month, please refund 29 EUR "
-                                      "for order #A1001", "customer_email": "dana@example.com"},
-                   "resolution": {"text": "Please refund 25 EUR for order #AB1234, the mug arrived broken",
-                                  "customer_email": "dana@example.com"},
-                   "ops": {"service": "checkout-api", "kind": "crashloop", "message": "pod restarted 12 times"}}
+        example = {
+            "triage": {
+                "text": "I was charged twice for my subscription this month, please refund 29 EUR for order #A1001",
+                "customer_email": "dana@example.com",
+            },
+            "resolution": {
+                "text": "Please refund 25 EUR for order #AB1234, the mug arrived broken",
+                "customer_email": "dana@example.com",
+            },
+            "ops": {"service": "checkout-api", "kind": "crashloop", "message": "pod restarted 12 times"},
+        }
         text = request.POST.get("input") or json.dumps(example.get(agent.blueprint, {}), indent=2)
         error = ""
         if request.method == "POST":
@@ -195,25 +239,37 @@ class AgentAdmin(AccessAdminMixin, SimpleHistoryAdmin):
             except (ValueError, VigilError) as exc:
                 fields = getattr(exc, "extra", {}).get("fields")
                 error = f"{exc}: {fields}" if fields else str(exc)
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "agent": agent,
-                   "input": text, "error": error, "priorities": TaskPriority.choices,
-                   "input_schema": json.dumps(blueprint_class(agent.blueprint).input_schema, indent=2),
-                   "title": f"Run {agent.name}"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "agent": agent,
+            "input": text,
+            "error": error,
+            "priorities": TaskPriority.choices,
+            "input_schema": json.dumps(blueprint_class(agent.blueprint).input_schema, indent=2),
+            "title": f"Run {agent.name}",
+        }
         return TemplateResponse(request, "admin/agents/agent/run.html", context)
 
     def rollback_view(self, request: HttpRequest, agent_id: int, version: int) -> HttpResponse:
         agent = self._agent_for(request, agent_id, Capability.MANAGE_AGENTS)
         if request.method != "POST":
             old = get_object_or_404(AgentConfigVersion, agent=agent, version=version)
-            context = {**self.admin_site.each_context(request), "opts": self.model._meta, "agent": agent,
-                       "old": old, "title": f"Roll {agent.name} back to v{version}?",
-                       "old_settings": json.dumps({f: getattr(old, f) for f in VERSIONED}, indent=2),
-                       "current_settings": json.dumps({f: getattr(agent, f) for f in VERSIONED}, indent=2)}
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "agent": agent,
+                "old": old,
+                "title": f"Roll {agent.name} back to v{version}?",
+                "old_settings": json.dumps({f: getattr(old, f) for f in VERSIONED}, indent=2),
+                "current_settings": json.dumps({f: getattr(agent, f) for f in VERSIONED}, indent=2),
+            }
             return TemplateResponse(request, "admin/agents/agent/rollback.html", context)
         try:
             agent = services.agent_rollback(agent_id=agent_id, version=version, user=request.user)
-            self.message_user(request, f"{agent.name}: rolled back to v{version} (now v{agent.version})",
-                              messages.SUCCESS)
+            self.message_user(
+                request, f"{agent.name}: rolled back to v{version} (now v{agent.version})", messages.SUCCESS
+            )
         except VigilError as exc:
             self.message_user(request, str(exc), messages.ERROR)
         return HttpResponseRedirect(reverse("admin:agents_agent_change", args=[agent_id]))
@@ -256,9 +312,23 @@ class TaskAdmin(AccessAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [StepInline, TaskEventInline]
     actions = ["cancel_selected", "retry_selected"]
-    fields = ("agent", "state", "priority", "input_view", "output_view", "approvals", "attempt", "retry_count",
-              "last_error", "correlation_id", "agent_version", "created_by", "created_at", "started_at",
-              "finished_at")
+    fields = (
+        "agent",
+        "state",
+        "priority",
+        "input_view",
+        "output_view",
+        "approvals",
+        "attempt",
+        "retry_count",
+        "last_error",
+        "correlation_id",
+        "agent_version",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
     readonly_fields = fields
 
     @admin.display(description="Input")
@@ -271,8 +341,9 @@ class TaskAdmin(AccessAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Approvals")
     def approvals(self, obj: Task) -> str:
-        rows = [(reverse("admin:hitl_approvalrequest_change", args=[a.pk]), a.tool, a.status)
-                for a in obj.approvals.all()]
+        rows = [
+            (reverse("admin:hitl_approvalrequest_change", args=[a.pk]), a.tool, a.status) for a in obj.approvals.all()
+        ]
         return format_html_join(", ", '<a href="{}">{} ({})</a>', rows) if rows else "-"
 
     def has_run_permission(self, request: HttpRequest) -> bool:
@@ -314,8 +385,11 @@ class OutboxAdmin(AccessAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Task")
     def task_link(self, obj: OutboxMessage) -> str:
-        return format_html('<a href="{}">task {}</a>', reverse("admin:agents_task_change", args=[obj.effect.task_id]),
-                           obj.effect.task_id)
+        return format_html(
+            '<a href="{}">task {}</a>',
+            reverse("admin:agents_task_change", args=[obj.effect.task_id]),
+            obj.effect.task_id,
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OutboxMessage]:
         return super().get_queryset(request).select_related("effect")

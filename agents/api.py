@@ -67,22 +67,54 @@ class AgentOut(serializers.ModelSerializer):
 
     class Meta:
         model = Agent
-        fields = ["id", "name", "description", "blueprint", "config", "model_settings", "privilege_ceiling",
-                  "automation_level", "status", "tools", "version", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "blueprint",
+            "config",
+            "model_settings",
+            "privilege_ceiling",
+            "automation_level",
+            "status",
+            "tools",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class VersionOut(serializers.ModelSerializer):
     class Meta:
         model = AgentConfigVersion
-        fields = ["version", "config", "model_settings", "privilege_ceiling", "automation_level", "author_label",
-                  "reason", "diff", "created_at"]
+        fields = [
+            "version",
+            "config",
+            "model_settings",
+            "privilege_ceiling",
+            "automation_level",
+            "author_label",
+            "reason",
+            "diff",
+            "created_at",
+        ]
 
 
 class StepOut(serializers.ModelSerializer):
     class Meta:
         model = Step
-        fields = ["index", "action", "arguments", "result", "decision", "reasoning", "tokens", "cost_usd",
-                  "latency_ms", "created_at"]
+        fields = [
+            "index",
+            "action",
+            "arguments",
+            "result",
+            "decision",
+            "reasoning",
+            "tokens",
+            "cost_usd",
+            "latency_ms",
+            "created_at",
+        ]
 
 
 class EventOut(serializers.ModelSerializer):
@@ -97,9 +129,24 @@ class TaskOut(serializers.ModelSerializer):
 
     class Meta:
         model = Task
-        fields = ["id", "url", "agent", "input", "output", "state", "priority", "attempt", "retry_count",
-                  "last_error", "correlation_id", "agent_version", "created_at", "updated_at", "started_at",
-                  "finished_at"]
+        fields = [
+            "id",
+            "url",
+            "agent",
+            "input",
+            "output",
+            "state",
+            "priority",
+            "attempt",
+            "retry_count",
+            "last_error",
+            "correlation_id",
+            "agent_version",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "finished_at",
+        ]
 
     def get_url(self, task: Task) -> str:
         request = self.context.get("request")
@@ -112,7 +159,7 @@ class TaskDetailOut(TaskOut):
     events = EventOut(many=True, read_only=True)
 
     class Meta(TaskOut.Meta):
-        fields = TaskOut.Meta.fields + ["steps", "events"]
+        fields = [*TaskOut.Meta.fields, "steps", "events"]
 
 
 # ------------------------------------------------------------------- serializers (input)
@@ -133,10 +180,12 @@ class AgentIn(StrictIn):
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
     config = serializers.JSONField(required=False, default=dict)
     model_settings = serializers.JSONField(required=False, default=None)
-    privilege_ceiling = serializers.ChoiceField(choices=PrivilegeLevel.choices, required=False,
-                                                default=PrivilegeLevel.EXECUTE_SAFE)
-    automation_level = serializers.ChoiceField(choices=AutomationLevel.choices, required=False,
-                                               default=AutomationLevel.SEMI_AUTO)
+    privilege_ceiling = serializers.ChoiceField(
+        choices=PrivilegeLevel.choices, required=False, default=PrivilegeLevel.EXECUTE_SAFE
+    )
+    automation_level = serializers.ChoiceField(
+        choices=AutomationLevel.choices, required=False, default=AutomationLevel.SEMI_AUTO
+    )
     tools = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=None)
 
     def validate_name(self, value: str) -> str:
@@ -208,9 +257,16 @@ class AgentViewSet(AgentScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin
     queryset = Agent.objects.prefetch_related("tools")
     filterset_fields = ["blueprint", "status"]
     ordering_fields = ["name", "created_at"]
-    needs = {"create": MANAGE_AGENTS, "partial_update": MANAGE_AGENTS, "update": MANAGE_AGENTS,
-             "rollback": MANAGE_AGENTS, "tools": MANAGE_AGENTS, "pause": MANAGE_AGENTS, "resume": MANAGE_AGENTS,
-             "execute": RUN}
+    needs = {
+        "create": MANAGE_AGENTS,
+        "partial_update": MANAGE_AGENTS,
+        "update": MANAGE_AGENTS,
+        "rollback": MANAGE_AGENTS,
+        "tools": MANAGE_AGENTS,
+        "pause": MANAGE_AGENTS,
+        "resume": MANAGE_AGENTS,
+        "execute": RUN,
+    }
 
     def get_object(self) -> Agent:
         key = self.kwargs["pk"]
@@ -247,8 +303,9 @@ class AgentViewSet(AgentScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin
     @extend_schema(request=ToolsIn, responses={200: AgentOut})
     @action(detail=True, methods=["put"])
     def tools(self, request: Request, pk: str) -> Response:
-        agent = services.agent_tools_set(agent_id=self.get_object().pk, user=request.user,
-                                         tools=_valid(ToolsIn, request)["tools"])
+        agent = services.agent_tools_set(
+            agent_id=self.get_object().pk, user=request.user, tools=_valid(ToolsIn, request)["tools"]
+        )
         return Response(AgentOut(agent).data)
 
     @extend_schema(request=None, responses={200: AgentOut})
@@ -263,12 +320,23 @@ class AgentViewSet(AgentScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin
         agent = services.agent_status_set(agent_id=self.get_object().pk, status="enabled", user=request.user)
         return Response(AgentOut(agent).data)
 
-    @extend_schema(request=ExecuteIn, responses={200: TaskDetailOut, 202: TaskOut},
-                   parameters=[OpenApiParameter("wait", float, description="seconds to wait for the result"),
-                               OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, description=(
-                                   "1-200 printable ASCII characters; a retry with the same key within 24 h "
-                                   "returns the first task instead of creating another (422 "
-                                   "idempotency_key_reused if the body differs)"))])
+    @extend_schema(
+        request=ExecuteIn,
+        responses={200: TaskDetailOut, 202: TaskOut},
+        parameters=[
+            OpenApiParameter("wait", float, description="seconds to wait for the result"),
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description=(
+                    "1-200 printable ASCII characters; a retry with the same key within 24 h "
+                    "returns the first task instead of creating another (422 "
+                    "idempotency_key_reused if the body differs)"
+                ),
+            ),
+        ],
+    )
     @action(detail=True, methods=["post"])
     def execute(self, request: Request, pk: str) -> Response:
         """Run the agent on JSON input. With ``?wait=S`` the finished task comes back (200) if
@@ -279,11 +347,22 @@ class AgentViewSet(AgentScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin
         try:
             wait = min(MAX_WAIT_SECONDS, max(0.0, float(request.query_params.get("wait", 0))))
         except ValueError:
-            return Response({"code": "invalid", "detail": "wait must be a number of seconds",
-                             "extra": {"fields": {"wait": "must be a number"}}}, status=400)
+            return Response(
+                {
+                    "code": "invalid",
+                    "detail": "wait must be a number of seconds",
+                    "extra": {"fields": {"wait": "must be a number"}},
+                },
+                status=400,
+            )
         data = _valid(ExecuteIn, request)
-        task = services.task_submit(agent_id=self.get_object().pk, input=data["input"], priority=data["priority"],
-                                    user=request.user, idempotency_key=request.headers.get("Idempotency-Key"))
+        task = services.task_submit(
+            agent_id=self.get_object().pk,
+            input=data["input"],
+            priority=data["priority"],
+            user=request.user,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
         deadline = time.monotonic() + wait
         while wait and time.monotonic() < deadline:
             state = selectors.task_state_get(task_id=task.pk)
@@ -327,20 +406,23 @@ class TaskViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=ReasonIn, responses={200: TaskDetailOut})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        return self._done(services.task_cancel(task_id=self.get_object().pk, user=request.user,
-                                               **_valid(ReasonIn, request)))
+        return self._done(
+            services.task_cancel(task_id=self.get_object().pk, user=request.user, **_valid(ReasonIn, request))
+        )
 
     @extend_schema(request=ReasonIn, responses={200: TaskDetailOut})
     @action(detail=True, methods=["post"])
     def escalate(self, request: Request, pk: str) -> Response:
-        return self._done(services.task_escalate(task_id=self.get_object().pk, user=request.user,
-                                                 **_valid(ReasonIn, request)))
+        return self._done(
+            services.task_escalate(task_id=self.get_object().pk, user=request.user, **_valid(ReasonIn, request))
+        )
 
     @extend_schema(request=OverrideIn, responses={200: TaskDetailOut})
     @action(detail=True, methods=["post"])
     def override(self, request: Request, pk: str) -> Response:
-        return self._done(services.task_override(task_id=self.get_object().pk, user=request.user,
-                                                 **_valid(OverrideIn, request)))
+        return self._done(
+            services.task_override(task_id=self.get_object().pk, user=request.user, **_valid(OverrideIn, request))
+        )
 
     @extend_schema(request=None, responses={200: TaskDetailOut})
     @action(detail=True, methods=["post"])

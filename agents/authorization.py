@@ -24,8 +24,9 @@ def authorize(*, agent: Agent, tool: ToolSpec, granted: set[str]) -> Verdict:
     if tool.name not in granted:
         return Verdict(DENY, f"agent {agent.name} is not granted tool {tool.name}")
     if tool.level > agent.privilege_ceiling:
-        return Verdict(DENY, f"tool {tool.name} is level {tool.level}, above the agent's ceiling "
-                             f"{agent.privilege_ceiling}")
+        return Verdict(
+            DENY, f"tool {tool.name} is level {tool.level}, above the agent's ceiling {agent.privilege_ceiling}"
+        )
     if tool.level >= PrivilegeLevel.ADMIN:
         return Verdict(NEEDS_APPROVAL, f"level {tool.level} tools need an admin's approval", "admin")
     if tool.level == PrivilegeLevel.EXECUTE_RISKY:

@@ -8,13 +8,27 @@ from agents.models import AutomationLevel, PrivilegeLevel
 from agents.services import agent_create_within
 
 DEMO_AGENTS: tuple[dict[str, Any], ...] = (
-    {"name": "triage-bot", "blueprint": "triage", "description": "Classifies incoming support tickets.",
-     "privilege_ceiling": PrivilegeLevel.EXECUTE_SAFE, "automation_level": AutomationLevel.SEMI_AUTO},
-    {"name": "resolver", "blueprint": "resolution",
-     "description": "Answers tickets; refunds wait for a reviewer.",
-     "privilege_ceiling": PrivilegeLevel.EXECUTE_RISKY, "automation_level": AutomationLevel.SEMI_AUTO},
-    {"name": "ops-bot", "blueprint": "ops", "description": "Proposes remediations for system events.",
-     "privilege_ceiling": PrivilegeLevel.ADMIN, "automation_level": AutomationLevel.SEMI_AUTO},
+    {
+        "name": "triage-bot",
+        "blueprint": "triage",
+        "description": "Classifies incoming support tickets.",
+        "privilege_ceiling": PrivilegeLevel.EXECUTE_SAFE,
+        "automation_level": AutomationLevel.SEMI_AUTO,
+    },
+    {
+        "name": "resolver",
+        "blueprint": "resolution",
+        "description": "Answers tickets; refunds wait for a reviewer.",
+        "privilege_ceiling": PrivilegeLevel.EXECUTE_RISKY,
+        "automation_level": AutomationLevel.SEMI_AUTO,
+    },
+    {
+        "name": "ops-bot",
+        "blueprint": "ops",
+        "description": "Proposes remediations for system events.",
+        "privilege_ceiling": PrivilegeLevel.ADMIN,
+        "automation_level": AutomationLevel.SEMI_AUTO,
+    },
 )
 
 

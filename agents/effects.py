@@ -36,13 +36,19 @@ class PlannedEffect:
 
     def params(self) -> dict[str, Any]:
         """The effect's parameters of ``agents.statements.STEP_WITH_EFFECT``."""
-        return {"effect_key": self.idempotency_key, "effect_tool": self.tool,
-                "effect_arguments_hash": self.arguments_hash, "effect_result": json.dumps(self.result),
-                "outbox_kind": self.outbox_kind, "outbox_payload": json.dumps(self.outbox_payload)}
+        return {
+            "effect_key": self.idempotency_key,
+            "effect_tool": self.tool,
+            "effect_arguments_hash": self.arguments_hash,
+            "effect_result": json.dumps(self.result),
+            "outbox_kind": self.outbox_kind,
+            "outbox_payload": json.dumps(self.outbox_payload),
+        }
 
 
-def effect_plan(*, tool: ToolSpec, arguments: dict[str, Any],
-                idempotency_key: str) -> tuple[dict[str, Any], PlannedEffect | None]:
+def effect_plan(
+    *, tool: ToolSpec, arguments: dict[str, Any], idempotency_key: str
+) -> tuple[dict[str, Any], PlannedEffect | None]:
     """Check ``arguments`` and run ``tool``: its result, and the effect to write for it
     (None for a tool without side effects). Raises ToolError for invalid arguments."""
     errors = schema_errors(arguments, tool.args_schema)
@@ -52,6 +58,11 @@ def effect_plan(*, tool: ToolSpec, arguments: dict[str, Any],
     if not tool.has_side_effect:
         return outcome.result, None
     kind, payload = outcome.outbox if outcome.outbox is not None else (None, None)
-    return outcome.result, PlannedEffect(idempotency_key=idempotency_key, tool=tool.name,
-                                         arguments_hash=arguments_hash(arguments), result=outcome.result,
-                                         outbox_kind=kind, outbox_payload=payload)
+    return outcome.result, PlannedEffect(
+        idempotency_key=idempotency_key,
+        tool=tool.name,
+        arguments_hash=arguments_hash(arguments),
+        result=outcome.result,
+        outbox_kind=kind,
+        outbox_payload=payload,
+    )

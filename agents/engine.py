@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from agents.authorization import ALLOW, DENY, authorize
@@ -30,13 +30,15 @@ from agents.exceptions import ToolError
 from agents.hooks import DecidedApproval, approvals
 from agents.lease import dispatch, lease_claim, lease_deadline, lease_hold, task_fail
 from agents.llm import provider_for
-from agents.models import Agent, AgentStatus, Task, TaskState as S
+from agents.models import Agent, AgentStatus, Task
+from agents.models import TaskState as S
 from agents.outcomes import Outcome
 from agents.schemas import schema_errors
 from agents.selectors import Snapshot, task_snapshot
 from agents.statements import STEP, STEP_WITH_EFFECT, step_params
 from agents.states import RUNNABLE, task_transition
 from agents.tools import TOOLS, ToolSpec
+from config.connection import connection
 from config.db import prepared_cursor
 from governance.actors import Actor
 from governance.context import set_correlation_id
@@ -73,17 +75,25 @@ class ApprovalNeeded:
     reason: str
 
 
-def _plan_step(snapshot: Snapshot, blueprint: BaseAgent, ctx: StepContext, decision: Decision,
-               index: int) -> PlannedStep | ApprovalNeeded | None:
+def _plan_step(
+    snapshot: Snapshot, blueprint: BaseAgent, ctx: StepContext, decision: Decision, index: int
+) -> PlannedStep | ApprovalNeeded | None:
     """What a "record" or "tool" decision writes, or that its tool needs an approval first.
     None for the other decisions (finish, escalate)."""
     if decision.kind == "record":
         llm, result = decision.llm, blueprint.execute_step(decision, ctx)
         if llm is None:
             return PlannedStep(action=decision.action, decision="record", result=result, reasoning=decision.reasoning)
-        return PlannedStep(action=decision.action, decision="record", result=result, reasoning=decision.reasoning,
-                           tokens=llm.tokens, cost_usd=llm.cost_usd, latency_ms=llm.latency_ms,
-                           audit={"model": llm.model, "tokens": llm.tokens, "cost_usd": str(llm.cost_usd)})
+        return PlannedStep(
+            action=decision.action,
+            decision="record",
+            result=result,
+            reasoning=decision.reasoning,
+            tokens=llm.tokens,
+            cost_usd=llm.cost_usd,
+            latency_ms=llm.latency_ms,
+            audit={"model": llm.model, "tokens": llm.tokens, "cost_usd": str(llm.cost_usd)},
+        )
     if decision.kind != "tool":
         return None
     spec = TOOLS.get(decision.action)
@@ -91,17 +101,30 @@ def _plan_step(snapshot: Snapshot, blueprint: BaseAgent, ctx: StepContext, decis
         raise ToolError(f"unknown tool {decision.action!r}")
     verdict = authorize(agent=snapshot.agent, tool=spec, granted=set(snapshot.granted))
     if verdict.outcome == DENY:
-        return PlannedStep(action=spec.name, decision="denied", result={"denied": verdict.reason},
-                           arguments=decision.arguments, reasoning=decision.reasoning,
-                           audit={"reason": verdict.reason})
+        return PlannedStep(
+            action=spec.name,
+            decision="denied",
+            result={"denied": verdict.reason},
+            arguments=decision.arguments,
+            reasoning=decision.reasoning,
+            audit={"reason": verdict.reason},
+        )
     if verdict.outcome != ALLOW:
         return ApprovalNeeded(tool=spec, required_role=verdict.required_role, reason=verdict.reason)
-    result, effect = effect_plan(tool=spec, arguments=decision.arguments,
-                                 idempotency_key=f"task:{snapshot.task.pk}:step:{index}")
+    result, effect = effect_plan(
+        tool=spec, arguments=decision.arguments, idempotency_key=f"task:{snapshot.task.pk}:step:{index}"
+    )
     # The key is new: the step statement writes it with the step, and a message that finds
     # the step written finds the lease moved on too.
-    return PlannedStep(action=spec.name, decision="allow", result=result, arguments=decision.arguments,
-                       reasoning=decision.reasoning, effect=effect, audit={"reused_effect": False})
+    return PlannedStep(
+        action=spec.name,
+        decision="allow",
+        result=result,
+        arguments=decision.arguments,
+        reasoning=decision.reasoning,
+        effect=effect,
+        audit={"reused_effect": False},
+    )
 
 
 def _decided_step(decided: DecidedApproval) -> PlannedStep:
@@ -109,8 +132,14 @@ def _decided_step(decided: DecidedApproval) -> PlannedStep:
     key) or the rejection, written like any other step."""
     audit = {"approval_id": decided.id}
     if not decided.approved:
-        return PlannedStep(action=decided.tool, decision="rejected", result={"rejected": True, "note": decided.note},
-                           arguments=decided.arguments, reasoning=decided.reasoning, audit=audit)
+        return PlannedStep(
+            action=decided.tool,
+            decision="rejected",
+            result={"rejected": True, "note": decided.note},
+            arguments=decided.arguments,
+            reasoning=decided.reasoning,
+            audit=audit,
+        )
     # F-HITL-7: the binding was recomputed just now; refuse on any mismatch.
     if not decided.intact:
         raise ToolError(f"approved action {decided.id} no longer matches its hash; refusing to run it")
@@ -118,24 +147,49 @@ def _decided_step(decided: DecidedApproval) -> PlannedStep:
     if spec is None:
         raise ToolError(f"approved action {decided.id} names an unknown tool {decided.tool!r}")
     result, effect = effect_plan(tool=spec, arguments=decided.arguments, idempotency_key=f"approval:{decided.id}")
-    return PlannedStep(action=spec.name, decision="approved", result=result, arguments=decided.arguments,
-                       reasoning=decided.reasoning, effect=effect, audit={**audit, "reused_effect": False})
+    return PlannedStep(
+        action=spec.name,
+        decision="approved",
+        result=result,
+        arguments=decided.arguments,
+        reasoning=decided.reasoning,
+        effect=effect,
+        audit={**audit, "reused_effect": False},
+    )
 
 
 def _step_commit(task: Task, step: PlannedStep, *, attempt: int, new_attempt: int, index: int) -> bool:
     """The one writer of steps: write ``step`` with its effect and audit event
     (statements.STEP or STEP_WITH_EFFECT) if ``attempt`` holds the task's lease, moving the
     lease to ``new_attempt``. False, with nothing written, when it no longer does."""
-    audit = audit_append_params(actor=_actor(task.agent), verb="agent.step", target_type="task", target_id=task.pk,
-                                data={"index": index, "action": step.action, "decision": step.decision, **step.audit},
-                                correlation_id=task.correlation_id or None)
+    audit = audit_append_params(
+        actor=_actor(task.agent),
+        verb="agent.step",
+        target_type="task",
+        target_id=task.pk,
+        data={"index": index, "action": step.action, "decision": step.decision, **step.audit},
+        correlation_id=task.correlation_id or None,
+    )
     now = timezone.now()
     deadline = lease_deadline(now=now)
-    params = step_params(task_id=task.pk, attempt=attempt, new_attempt=new_attempt, deadline=deadline, now=now,
-                         index=index, action=step.action, arguments=json.dumps(step.arguments),
-                         result=json.dumps(step.result), decision=step.decision, reasoning=step.reasoning,
-                         tokens=step.tokens, cost_usd=step.cost_usd, latency_ms=step.latency_ms, audit=audit,
-                         effect=step.effect.params() if step.effect else None)
+    params = step_params(
+        task_id=task.pk,
+        attempt=attempt,
+        new_attempt=new_attempt,
+        deadline=deadline,
+        now=now,
+        index=index,
+        action=step.action,
+        arguments=json.dumps(step.arguments),
+        result=json.dumps(step.result),
+        decision=step.decision,
+        reasoning=step.reasoning,
+        tokens=step.tokens,
+        cost_usd=step.cost_usd,
+        latency_ms=step.latency_ms,
+        audit=audit,
+        effect=step.effect.params() if step.effect else None,
+    )
     with prepared_cursor() as cursor:
         cursor.execute((STEP_WITH_EFFECT if step.effect else STEP).sql, params)
         written = cursor.fetchone() is not None
@@ -167,10 +221,18 @@ def advance(*, task_id: int, attempt: int) -> Outcome:
         if decided is not None:
             planned = _decided_step(decided)
         else:
-            ctx = StepContext(agent=agent.name, task_input=task.input, config=blueprint.config,
-                              latest=snapshot.latest, count=snapshot.count)
-            decision = (blueprint.plan(ctx) if blueprint.should_continue(ctx)
-                        else Decision.escalate(f"stopped after {snapshot.count} steps (max_iterations)"))
+            ctx = StepContext(
+                agent=agent.name,
+                task_input=task.input,
+                config=blueprint.config,
+                latest=snapshot.latest,
+                count=snapshot.count,
+            )
+            decision = (
+                blueprint.plan(ctx)
+                if blueprint.should_continue(ctx)
+                else Decision.escalate(f"stopped after {snapshot.count} steps (max_iterations)")
+            )
             planned = _plan_step(snapshot, blueprint, ctx, decision, index)
         if isinstance(planned, PlannedStep) and task.state == S.IN_PROGRESS:
             # The common step: one statement, which is its own transaction (inside a caller's
@@ -183,14 +245,22 @@ def advance(*, task_id: int, attempt: int) -> Outcome:
                 return Outcome.STALE
             return _apply(task, blueprint, decision, planned, index)
     except Exception as exc:  # any failure of a step is retried with backoff, then escalated
-        logger.warning("step.failed", extra={"task_id": task_id, "attempt": attempt, "error": str(exc)[:200]},
-                       exc_info=not isinstance(exc, ToolError))
+        logger.warning(
+            "step.failed",
+            extra={"task_id": task_id, "attempt": attempt, "error": str(exc)[:200]},
+            exc_info=not isinstance(exc, ToolError),
+        )
         task_fail(task_id=task_id, attempt=attempt, error=f"{type(exc).__name__}: {exc}")
         return Outcome.RETRY
 
 
-def _apply(task: Task, blueprint: BaseAgent, decision: Decision | None, planned: PlannedStep | ApprovalNeeded | None,
-           index: int) -> Outcome:
+def _apply(
+    task: Task,
+    blueprint: BaseAgent,
+    decision: Decision | None,
+    planned: PlannedStep | ApprovalNeeded | None,
+    index: int,
+) -> Outcome:
     """Inside the claimed step's transaction: the first step's transitions, then the step."""
     actor = _actor(task.agent)
     if task.state in (S.ASSIGNED, S.RETRYING):
@@ -213,8 +283,13 @@ def _apply(task: Task, blueprint: BaseAgent, decision: Decision | None, planned:
         task.output = decision.output
         task.last_error = decision.reasoning[:2000]
         task.ack_deadline = None
-        task_transition(task=task, to=S.ESCALATED, actor=actor, reason=decision.reasoning,
-                        also=["output", "last_error", "ack_deadline"])
+        task_transition(
+            task=task,
+            to=S.ESCALATED,
+            actor=actor,
+            reason=decision.reasoning,
+            also=["output", "last_error", "ack_deadline"],
+        )
         return Outcome.FINISHED
     raise ToolError(f"{blueprint.name} made a decision of unknown kind {decision.kind!r}")
 
@@ -227,9 +302,16 @@ def _approval_ask(task: Task, actor: Actor, index: int, needed: ApprovalNeeded, 
         raise ToolError(f"invalid arguments for {needed.tool.name}: {errors}", fields=errors)
     task.ack_deadline = None
     task_transition(task=task, to=S.AWAITING_APPROVAL, actor=actor, reason=needed.reason, also=["ack_deadline"])
-    approvals().open(task=task, step_index=index, tool=needed.tool.name, level=needed.tool.level,
-                     arguments=decision.arguments, reasoning=decision.reasoning, required_role=needed.required_role,
-                     actor=actor)
+    approvals().open(
+        task=task,
+        step_index=index,
+        tool=needed.tool.name,
+        level=needed.tool.level,
+        arguments=decision.arguments,
+        reasoning=decision.reasoning,
+        required_role=needed.required_role,
+        actor=actor,
+    )
     return Outcome.WAITING
 
 

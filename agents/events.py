@@ -8,7 +8,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
+
+from config.connection import connection
 
 logger = logging.getLogger(__name__)
 

@@ -38,8 +38,18 @@ class ApprovalOpen(Protocol):
     """Open the request for step ``step_index`` of ``task``, which the engine has just moved to
     awaiting_approval, inside the engine's transaction."""
 
-    def __call__(self, *, task: Task, step_index: int, tool: str, level: int, arguments: dict[str, Any],
-                 reasoning: str, required_role: str, actor: Actor) -> object: ...
+    def __call__(
+        self,
+        *,
+        task: Task,
+        step_index: int,
+        tool: str,
+        level: int,
+        arguments: dict[str, Any],
+        reasoning: str,
+        required_role: str,
+        actor: Actor,
+    ) -> object: ...
 
 
 class ApprovalDecided(Protocol):

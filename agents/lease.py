@@ -23,7 +23,8 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from agents.models import Task, TaskState as S
+from agents.models import Task
+from agents.models import TaskState as S
 from agents.outcomes import Outcome
 from agents.statements import CLAIM, claim_params
 from agents.states import RUNNABLE, task_transition
@@ -42,7 +43,8 @@ def lease_deadline(*, now: datetime | None = None, countdown: float = 0) -> date
 # On Redis a message needs no declared queue (workers declare what they consume), so the
 # next-step message skips Celery's declaration; another broker (RabbitMQ) keeps it.
 _SEND_OPTIONS: dict[str, Any] = (
-    {"declare": []} if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else {})
+    {"declare": []} if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else {}
+)
 
 
 def dispatch(*, task_id: int, attempt: int, countdown: float = 0) -> None:
@@ -84,8 +86,12 @@ def lease_claim(task: Task, attempt: int) -> bool:
     now = timezone.now()
     deadline = lease_deadline(now=now)
     with prepared_cursor() as cursor:
-        cursor.execute(CLAIM.sql, claim_params(task_id=task.pk, attempt=attempt, new_attempt=attempt + 1,
-                                               deadline=deadline, now=now, state=task.state))
+        cursor.execute(
+            CLAIM.sql,
+            claim_params(
+                task_id=task.pk, attempt=attempt, new_attempt=attempt + 1, deadline=deadline, now=now, state=task.state
+            ),
+        )
         claimed = cursor.rowcount == 1
     if claimed:
         task.attempt, task.ack_deadline = attempt + 1, deadline
@@ -123,8 +129,12 @@ def task_fail(*, task_id: int, attempt: int | None, error: str, actor: Actor | N
             task.ack_deadline = None
             task.attempt += 1
             task.save(update_fields=["retry_count", "last_error", "ack_deadline", "attempt", "updated_at"])
-            task_transition(task=task, to=S.ESCALATED, actor=actor,
-                            reason=f"gave up after {settings.TASK_MAX_RETRIES} retries: {error}"[:500])
+            task_transition(
+                task=task,
+                to=S.ESCALATED,
+                actor=actor,
+                reason=f"gave up after {settings.TASK_MAX_RETRIES} retries: {error}"[:500],
+            )
             return Outcome.FINISHED
         task.save(update_fields=["retry_count", "last_error", "updated_at"])
         if task.state != S.RETRYING:

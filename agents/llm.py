@@ -72,22 +72,70 @@ def _approx_tokens(text: str) -> int:
 
 # ---------------------------------------------------------------------------- offline rules
 CATEGORY_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "billing": ("invoice", "refund", "charge", "charged", "payment", "billing", "price", "subscription",
-                "credit card", "money back", "overcharged", "receipt"),
-    "technical": ("error", "bug", "crash", "broken", "not working", "doesn't work", "does not work", "500",
-                  "timeout", "slow", "fails", "failed", "exception", "cannot connect", "outage", "down"),
-    "account": ("password", "login", "log in", "sign in", "locked out", "account", "2fa", "username",
-                "reset", "email change"),
-    "shipping": ("delivery", "shipping", "shipped", "package", "parcel", "tracking", "arrive", "courier",
-                 "delayed"),
+    "billing": (
+        "invoice",
+        "refund",
+        "charge",
+        "charged",
+        "payment",
+        "billing",
+        "price",
+        "subscription",
+        "credit card",
+        "money back",
+        "overcharged",
+        "receipt",
+    ),
+    "technical": (
+        "error",
+        "bug",
+        "crash",
+        "broken",
+        "not working",
+        "doesn't work",
+        "does not work",
+        "500",
+        "timeout",
+        "slow",
+        "fails",
+        "failed",
+        "exception",
+        "cannot connect",
+        "outage",
+        "down",
+    ),
+    "account": (
+        "password",
+        "login",
+        "log in",
+        "sign in",
+        "locked out",
+        "account",
+        "2fa",
+        "username",
+        "reset",
+        "email change",
+    ),
+    "shipping": ("delivery", "shipping", "shipped", "package", "parcel", "tracking", "arrive", "courier", "delayed"),
     "feedback": ("suggest", "feature request", "would be nice", "love", "great", "feedback", "idea"),
 }
-URGENT_WORDS = ("urgent", "asap", "immediately", "emergency", "critical", "production down", "outage",
-                "right now", "lawsuit", "legal")
+URGENT_WORDS = (
+    "urgent",
+    "asap",
+    "immediately",
+    "emergency",
+    "critical",
+    "production down",
+    "outage",
+    "right now",
+    "lawsuit",
+    "legal",
+)
 NEGATIVE_WORDS = ("angry", "furious", "unacceptable", "terrible", "worst", "frustrated", "cancel my")
 ORDER_RE = re.compile(r"\b(?:order|ord)[\s#:-]*([A-Z0-9-]{3,20})\b", re.IGNORECASE)
-AMOUNT_RE = re.compile(r"(?:(€|\$|£)\s?(\d+(?:[.,]\d{1,2})?))|(?:(\d+(?:[.,]\d{1,2})?)\s?(eur|usd|gbp|€|\$|£))",
-                       re.IGNORECASE)
+AMOUNT_RE = re.compile(
+    r"(?:(€|\$|£)\s?(\d+(?:[.,]\d{1,2})?))|(?:(\d+(?:[.,]\d{1,2})?)\s?(eur|usd|gbp|€|\$|£))", re.IGNORECASE
+)
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 CURRENCIES = {"€": "EUR", "$": "USD", "£": "GBP", "eur": "EUR", "usd": "USD", "gbp": "GBP"}
 
@@ -103,13 +151,19 @@ def triage_text(text: str) -> dict[str, Any]:
     confidence = 0.35 if not hits else round(min(0.97, 0.55 + 0.12 * hits) * (hits / total) ** 0.5, 2)
     urgent = any(word in lowered for word in URGENT_WORDS)
     negative = any(word in lowered for word in NEGATIVE_WORDS)
-    priority = "critical" if urgent and category == "technical" else "high" if urgent or negative else (
-        "medium" if category in ("billing", "technical", "account") else "low")
+    priority = (
+        "critical"
+        if urgent and category == "technical"
+        else "high"
+        if urgent or negative
+        else ("medium" if category in ("billing", "technical", "account") else "low")
+    )
     order = ORDER_RE.search(text)
     amount = AMOUNT_RE.search(text)
     metadata: dict[str, Any] = {
         "order_id": order.group(1).upper() if order else None,
-        "amount": None, "currency": None,
+        "amount": None,
+        "currency": None,
         "email": (EMAIL_RE.search(text).group(0) if EMAIL_RE.search(text) else None),
         "sentiment": "negative" if negative else "neutral",
         "wants_refund": any(w in lowered for w in ("refund", "money back", "reimburse")),
@@ -121,9 +175,14 @@ def triage_text(text: str) -> dict[str, Any]:
         metadata["currency"] = CURRENCIES.get(symbol, "EUR")
     words = len(text.split())
     clarification = words < 4 or (category == "general" and words < 12)
-    return {"category": category, "priority": priority, "confidence": confidence,
-            "clarification_needed": clarification, "metadata": metadata,
-            "summary": " ".join(text.split()[:24])}
+    return {
+        "category": category,
+        "priority": priority,
+        "confidence": confidence,
+        "clarification_needed": clarification,
+        "metadata": metadata,
+        "summary": " ".join(text.split()[:24]),
+    }
 
 
 def resolution_text(ticket: dict[str, Any]) -> dict[str, Any]:
@@ -141,12 +200,20 @@ def resolution_text(ticket: dict[str, Any]) -> dict[str, Any]:
     body = bodies.get(category, "thank you for your message. A member of our team is looking into it")
     if meta.get("wants_refund") and meta.get("amount"):
         body += f" and a refund of {meta['amount']:.2f} {meta.get('currency') or 'EUR'} is being processed"
-    status = "pending_refund" if meta.get("wants_refund") else "resolved" if category in (
-        "feedback", "account") else "in_progress"
+    status = (
+        "pending_refund"
+        if meta.get("wants_refund")
+        else "resolved"
+        if category in ("feedback", "account")
+        else "in_progress"
+    )
     channel = "finance" if category == "billing" else "engineering" if category == "technical" else "support"
-    return {"reply": f"{greeting}{body}.\n\nBest regards,\nSupport", "status": status,
-            "notes": f"{category} ticket, priority {ticket.get('priority', 'medium')}",
-            "escalation_channel": channel}
+    return {
+        "reply": f"{greeting}{body}.\n\nBest regards,\nSupport",
+        "status": status,
+        "notes": f"{category} ticket, priority {ticket.get('priority', 'medium')}",
+        "escalation_channel": channel,
+    }
 
 
 OPS_RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
@@ -163,8 +230,12 @@ def ops_action(event: dict[str, Any]) -> dict[str, Any]:
     service = str(event.get("service") or "unknown")
     for words, action, risk in OPS_RULES:
         if any(word in text for word in words):
-            return {"action": action, "service": service, "risk": risk,
-                    "reason": f"{event.get('kind') or 'event'} on {service}: {', '.join(w for w in words if w in text)}"}
+            return {
+                "action": action,
+                "service": service,
+                "risk": risk,
+                "reason": f"{event.get('kind') or 'event'} on {service}: {', '.join(w for w in words if w in text)}",
+            }
     return {"action": "none", "service": service, "risk": "low", "reason": "no rule matched; informational"}
 
 
@@ -172,8 +243,11 @@ class OfflineProvider:
     """Deterministic provider: same input, same output, no network."""
 
     model = "offline"
-    handlers = {"triage": lambda user: triage_text(user), "resolution": lambda user: resolution_text(json.loads(user)),
-                "ops": lambda user: ops_action(json.loads(user))}
+    handlers = {
+        "triage": lambda user: triage_text(user),
+        "resolution": lambda user: resolution_text(json.loads(user)),
+        "ops": lambda user: ops_action(json.loads(user)),
+    }
 
     def structured(self, *, task: str, system: str, user: str, schema: dict[str, Any]) -> LLMResult:
         started = time.perf_counter()
@@ -185,9 +259,14 @@ class OfflineProvider:
             raise LLMError(f"offline output failed its schema: {errors}")
         prompt_tokens = _approx_tokens(system) + _approx_tokens(user)
         completion_tokens = _approx_tokens(json.dumps(data))
-        return LLMResult(data=data, model=self.model, prompt_tokens=prompt_tokens,
-                         completion_tokens=completion_tokens, cost_usd=Decimal(0),
-                         latency_ms=(time.perf_counter() - started) * 1000)
+        return LLMResult(
+            data=data,
+            model=self.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=Decimal(0),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
 
 
 def timeout_ceiling() -> float:
@@ -215,8 +294,16 @@ class OpenAIProvider:
     def _failed(self, what: str, *, cause: Exception | None = None, **detail: Any) -> LLMError:
         # The cause (with the endpoint's answer) goes to the log; the error, which the task
         # keeps as its last_error for the tenant to read, says only what failed.
-        logger.warning("llm.call_failed", extra={"connection": self.connection, "model": self.model,
-                                                 "correlation_id": get_correlation_id(), **detail}, exc_info=cause)
+        logger.warning(
+            "llm.call_failed",
+            extra={
+                "connection": self.connection,
+                "model": self.model,
+                "correlation_id": get_correlation_id(),
+                **detail,
+            },
+            exc_info=cause,
+        )
         return LLMError(f"the model connection {self.connection!r} {what}; see the worker log")
 
     def structured(self, *, task: str, system: str, user: str, schema: dict[str, Any]) -> LLMResult:
@@ -227,8 +314,10 @@ class OpenAIProvider:
             response = self.client.chat.completions.create(
                 model=self.model,
                 messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-                response_format={"type": "json_schema",
-                                 "json_schema": {"name": task, "schema": schema, "strict": True}},
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": task, "schema": schema, "strict": True},
+                },
                 temperature=0,
             )
         except openai.APIStatusError as exc:
@@ -247,10 +336,14 @@ class OpenAIProvider:
         usage = response.usage
         prompt_tokens = usage.prompt_tokens if usage else 0
         completion_tokens = usage.completion_tokens if usage else 0
-        return LLMResult(data=data, model=response.model or self.model, prompt_tokens=prompt_tokens,
-                         completion_tokens=completion_tokens,
-                         cost_usd=estimate_cost(self.model, prompt_tokens, completion_tokens),
-                         latency_ms=(time.perf_counter() - started) * 1000)
+        return LLMResult(
+            data=data,
+            model=response.model or self.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=estimate_cost(self.model, prompt_tokens, completion_tokens),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
 
 
 def provider_for(model_settings: dict[str, Any], *, schema_name: str | None = None) -> Provider:
@@ -276,5 +369,10 @@ def provider_for(model_settings: dict[str, Any], *, schema_name: str | None = No
     if not key:
         logger.warning("llm.key_missing", extra={"connection": name, "api_key_env": found.api_key_env})
         raise LLMError(f"the model connection {name!r} has no key on this worker; see the worker log")
-    return OpenAIProvider(model=model, api_key=key, base_url=found.base_url, connection=name,
-                          timeout=min(found.timeout_seconds, timeout_ceiling()))
+    return OpenAIProvider(
+        model=model,
+        api_key=key,
+        base_url=found.base_url,
+        connection=name,
+        timeout=min(found.timeout_seconds, timeout_ceiling()),
+    )

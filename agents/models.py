@@ -47,14 +47,19 @@ class Agent(models.Model):
     description = models.TextField(blank=True)
     blueprint = models.CharField(max_length=50)
     config = models.JSONField(default=dict, blank=True)
-    model_settings = models.JSONField(default=dict, blank=True,
-                                      help_text='{"provider": "offline"} or {"connection": "<an LLM connection>", '
-                                                '"model": "<one of its models>"}')
+    model_settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='{"provider": "offline"} or {"connection": "<an LLM connection>", "model": "<one of its models>"}',
+    )
     privilege_ceiling = models.PositiveSmallIntegerField(
-        choices=PrivilegeLevel.choices, default=PrivilegeLevel.EXECUTE_SAFE,
-        validators=[MinValueValidator(1), MaxValueValidator(5)])
-    automation_level = models.CharField(max_length=20, choices=AutomationLevel.choices,
-                                        default=AutomationLevel.SEMI_AUTO)
+        choices=PrivilegeLevel.choices,
+        default=PrivilegeLevel.EXECUTE_SAFE,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+    )
+    automation_level = models.CharField(
+        max_length=20, choices=AutomationLevel.choices, default=AutomationLevel.SEMI_AUTO
+    )
     status = models.CharField(max_length=20, choices=AgentStatus.choices, default=AgentStatus.ENABLED)
     tools = models.ManyToManyField(Tool, blank=True, related_name="agents")
     version = models.PositiveIntegerField(default=1)
@@ -66,8 +71,10 @@ class Agent(models.Model):
         ordering = ["name"]
         # Object permissions (guardian) that limit a user to some agents; view_agent is
         # Django's own. What they mean is governance.access's.
-        permissions = [("manage_agent", "Can manage and run this agent"),
-                       ("review_agent", "Can review this agent's approval requests")]
+        permissions = [
+            ("manage_agent", "Can manage and run this agent"),
+            ("review_agent", "Can review this agent's approval requests"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -139,7 +146,8 @@ class Task(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # The client's Idempotency-Key of the submit that created the task (unique in the tenant's
     # schema while set); a retry with the same key returns this task instead of a new one.
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True, editable=False)
+    # NULL rather than "" for "no key": the unique constraint is partial on NOT NULL.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, editable=False)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -147,10 +155,17 @@ class Task(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["agent", "state"], name="task_agent_state"),
-                   models.Index(fields=["state"], name="task_state")]
-        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="task_idempotency_key_unique",
-                                               condition=models.Q(idempotency_key__isnull=False))]
+        indexes = [
+            models.Index(fields=["agent", "state"], name="task_agent_state"),
+            models.Index(fields=["state"], name="task_state"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                name="task_idempotency_key_unique",
+                condition=models.Q(idempotency_key__isnull=False),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"task {self.pk} ({self.agent_id}, {self.state})"

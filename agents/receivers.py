@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
 from django_tenants.utils import get_public_schema_name
+
+from config.connection import connection
 
 
 def tools_after_migrate(sender: Any, **kwargs: Any) -> None:

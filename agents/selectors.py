@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Field, JSONField, Model
 from django.utils import timezone
 
@@ -17,6 +16,7 @@ from agents.blueprints import StepView
 from agents.models import Agent, AgentStatus, Task
 from agents.statements import AGENT_FIELDS, SNAPSHOT, TASK_FIELDS, snapshot_params
 from agents.states import LEASED
+from config.connection import connection
 from config.db import prepared_cursor
 
 
@@ -38,8 +38,10 @@ class Snapshot:
 
 def _from_row(model: type[Model], fields: Sequence[Field[Any, Any]], values: Sequence[Any]) -> Any:
     # jsonb arrives as text (Django's loader); the ORM would parse it in from_db_value.
-    parsed = [json.loads(v) if isinstance(f, JSONField) and isinstance(v, str) else v
-              for f, v in zip(fields, values, strict=True)]
+    parsed = [
+        json.loads(v) if isinstance(f, JSONField) and isinstance(v, str) else v
+        for f, v in zip(fields, values, strict=True)
+    ]
     return model.from_db(connection.alias, [f.attname for f in fields], parsed)
 
 
@@ -56,16 +58,25 @@ def task_snapshot(*, task_id: int) -> Snapshot | None:
     task.agent = _from_row(Agent, AGENT_FIELDS, row[n:m])
     tenant_status, granted, gated, steps = row[m:]
     latest = tuple(StepView(*step) for step in (json.loads(steps) if isinstance(steps, str) else steps))
-    return Snapshot(task=task, tenant_status=tenant_status, granted=frozenset(granted), gated=gated, latest=latest,
-                    count=latest[-1].index + 1 if latest else 0)
+    return Snapshot(
+        task=task,
+        tenant_status=tenant_status,
+        granted=frozenset(granted),
+        gated=gated,
+        latest=latest,
+        count=latest[-1].index + 1 if latest else 0,
+    )
 
 
 def tasks_overdue(*, now: datetime | None = None) -> list[tuple[int, int]]:
     """(task id, attempt) of tasks whose ack deadline passed while a worker held them."""
     now = now or timezone.now()
     # A paused agent's tasks are held on purpose, not lost: resuming the agent re-sends them.
-    return list(Task.objects.filter(state__in=LEASED, ack_deadline__lt=now).exclude(agent__status=AgentStatus.PAUSED)
-                .values_list("pk", "attempt"))
+    return list(
+        Task.objects.filter(state__in=LEASED, ack_deadline__lt=now)
+        .exclude(agent__status=AgentStatus.PAUSED)
+        .values_list("pk", "attempt")
+    )
 
 
 def task_state_get(*, task_id: int) -> str | None:

@@ -14,12 +14,27 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents.blueprints import BLUEPRINTS, blueprint_class
-from agents.exceptions import (AgentNotFound, AgentUnavailable, IdempotencyKeyReused, IllegalTransition,
-                               InvalidAgentConfig, TaskNotFound)
+from agents.exceptions import (
+    AgentNotFound,
+    AgentUnavailable,
+    IdempotencyKeyReused,
+    IllegalTransition,
+    InvalidAgentConfig,
+    TaskNotFound,
+)
 from agents.hooks import approvals
 from agents.lease import dispatch, lease_deadline, lease_renew
-from agents.models import (Agent, AgentConfigVersion, AgentStatus, AutomationLevel, PrivilegeLevel, Task,
-                           TaskPriority, TaskState as S, Tool)
+from agents.models import (
+    Agent,
+    AgentConfigVersion,
+    AgentStatus,
+    AutomationLevel,
+    PrivilegeLevel,
+    Task,
+    TaskPriority,
+    Tool,
+)
+from agents.models import TaskState as S
 from agents.schemas import schema_errors
 from agents.states import task_transition
 from agents.tools import TOOLS
@@ -37,9 +52,11 @@ VERSIONED_FIELDS = ("config", "model_settings", "privilege_ceiling", "automation
 # the connection (tenants.connections), and any other key is refused by name.
 MODEL_SETTINGS_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"provider": {"type": "string", "enum": ["offline"]},
-                   "connection": {"type": "string", "minLength": 1, "maxLength": 50},
-                   "model": {"type": "string", "minLength": 1, "maxLength": 100}},
+    "properties": {
+        "provider": {"type": "string", "enum": ["offline"]},
+        "connection": {"type": "string", "minLength": 1, "maxLength": 50},
+        "model": {"type": "string", "minLength": 1, "maxLength": 100},
+    },
 }
 
 
@@ -73,9 +90,15 @@ def _model_settings_errors(model_settings: dict[str, Any]) -> dict[str, str]:
 def tools_sync() -> int:
     """Make the Tool rows of the current schema mirror the code registry. Idempotent."""
     for spec in TOOLS.values():
-        Tool.objects.update_or_create(name=spec.name, defaults={
-            "description": spec.description, "privilege_level": spec.level, "args_schema": spec.args_schema,
-            "has_side_effect": spec.has_side_effect})
+        Tool.objects.update_or_create(
+            name=spec.name,
+            defaults={
+                "description": spec.description,
+                "privilege_level": spec.level,
+                "args_schema": spec.args_schema,
+                "has_side_effect": spec.has_side_effect,
+            },
+        )
     return len(TOOLS)
 
 
@@ -83,17 +106,24 @@ def _user_actor(user: AbstractBaseUser | None) -> Actor:
     return Actor.for_user(user) if user is not None else Actor.system("api")
 
 
-def _validate_agent_fields(*, blueprint: str, config: Any, model_settings: Any, privilege_ceiling: Any,
-                           automation_level: Any) -> None:
+def _validate_agent_fields(
+    *, blueprint: str, config: Any, model_settings: Any, privilege_ceiling: Any, automation_level: Any
+) -> None:
     errors: dict[str, str] = {}
     if blueprint not in BLUEPRINTS:
-        raise InvalidAgentConfig(f"unknown blueprint {blueprint!r}; choose one of {', '.join(BLUEPRINTS)}",
-                                 fields={"blueprint": "unknown blueprint"})
+        raise InvalidAgentConfig(
+            f"unknown blueprint {blueprint!r}; choose one of {', '.join(BLUEPRINTS)}",
+            fields={"blueprint": "unknown blueprint"},
+        )
     if not isinstance(config, dict):
         errors["config"] = "must be a JSON object"
     else:
-        errors.update({f"config.{k}" if k != "(root)" else "config": v
-                       for k, v in schema_errors(config, blueprint_class(blueprint).config_schema).items()})
+        errors.update(
+            {
+                f"config.{k}" if k != "(root)" else "config": v
+                for k, v in schema_errors(config, blueprint_class(blueprint).config_schema).items()
+            }
+        )
     if not isinstance(model_settings, dict):
         errors["model_settings"] = "must be a JSON object"
     else:
@@ -113,7 +143,9 @@ def _tools_for(names: list[str] | None, blueprint: str) -> list[Tool]:
     found = {t.name: t for t in Tool.objects.filter(name__in=wanted)}
     unknown = sorted(set(wanted) - set(found))
     if unknown:
-        raise InvalidAgentConfig(f"unknown tools: {', '.join(unknown)}", fields={"tools": f"unknown: {', '.join(unknown)}"})
+        raise InvalidAgentConfig(
+            f"unknown tools: {', '.join(unknown)}", fields={"tools": f"unknown: {', '.join(unknown)}"}
+        )
     return [found[n] for n in wanted]
 
 
@@ -125,49 +157,99 @@ def _version_record(agent: Agent, *, user: AbstractBaseUser | None, reason: str,
     after = _snapshot(agent)
     diff = {k: {"from": before.get(k), "to": after[k]} for k in VERSIONED_FIELDS if before.get(k) != after[k]}
     AgentConfigVersion.objects.create(
-        agent=agent, version=agent.version, author=user if user is not None and user.is_authenticated else None,
-        author_label=_user_actor(user).label, reason=reason[:500], diff=diff, **after)
+        agent=agent,
+        version=agent.version,
+        author=user if user is not None and user.is_authenticated else None,
+        author_label=_user_actor(user).label,
+        reason=reason[:500],
+        diff=diff,
+        **after,
+    )
 
 
 @transaction.atomic(durable=True)
-def agent_create(*, name: str, blueprint: str, config: dict[str, Any] | None = None,
-                 model_settings: dict[str, Any] | None = None, privilege_ceiling: int = PrivilegeLevel.EXECUTE_SAFE,
-                 automation_level: str = AutomationLevel.SEMI_AUTO, tools: list[str] | None = None,
-                 description: str = "", user: AbstractBaseUser | None = None) -> Agent:
+def agent_create(
+    *,
+    name: str,
+    blueprint: str,
+    config: dict[str, Any] | None = None,
+    model_settings: dict[str, Any] | None = None,
+    privilege_ceiling: int = PrivilegeLevel.EXECUTE_SAFE,
+    automation_level: str = AutomationLevel.SEMI_AUTO,
+    tools: list[str] | None = None,
+    description: str = "",
+    user: AbstractBaseUser | None = None,
+) -> Agent:
     """Create an agent with validated config (version 1) and its tool grants (default: the
     blueprint's tools). Raises InvalidAgentConfig with field errors."""
-    return agent_create_within(name=name, blueprint=blueprint, config=config, model_settings=model_settings,
-                               privilege_ceiling=privilege_ceiling, automation_level=automation_level, tools=tools,
-                               description=description, user=user)
+    return agent_create_within(
+        name=name,
+        blueprint=blueprint,
+        config=config,
+        model_settings=model_settings,
+        privilege_ceiling=privilege_ceiling,
+        automation_level=automation_level,
+        tools=tools,
+        description=description,
+        user=user,
+    )
 
 
-def agent_create_within(*, name: str, blueprint: str, config: dict[str, Any] | None = None,
-                        model_settings: dict[str, Any] | None = None,
-                        privilege_ceiling: int = PrivilegeLevel.EXECUTE_SAFE,
-                        automation_level: str = AutomationLevel.SEMI_AUTO, tools: list[str] | None = None,
-                        description: str = "", user: AbstractBaseUser | None = None) -> Agent:
+def agent_create_within(
+    *,
+    name: str,
+    blueprint: str,
+    config: dict[str, Any] | None = None,
+    model_settings: dict[str, Any] | None = None,
+    privilege_ceiling: int = PrivilegeLevel.EXECUTE_SAFE,
+    automation_level: str = AutomationLevel.SEMI_AUTO,
+    tools: list[str] | None = None,
+    description: str = "",
+    user: AbstractBaseUser | None = None,
+) -> Agent:
     """``agent_create`` inside the caller's transaction, for code that makes the agent part of
     a change of its own: a tenant's demo content while it is provisioned, the admin's form
     (saved with its tool grants in one transaction)."""
     config = {} if config is None else config
     model_settings = {"provider": "offline"} if model_settings is None else model_settings
-    _validate_agent_fields(blueprint=blueprint, config=config, model_settings=model_settings,
-                           privilege_ceiling=privilege_ceiling, automation_level=automation_level)
+    _validate_agent_fields(
+        blueprint=blueprint,
+        config=config,
+        model_settings=model_settings,
+        privilege_ceiling=privilege_ceiling,
+        automation_level=automation_level,
+    )
     granted = _tools_for(tools, blueprint)
     if Agent.objects.filter(name=name).exists():
         raise InvalidAgentConfig(f"an agent named {name!r} exists already", fields={"name": "already in use"})
     try:
         with transaction.atomic():
-            agent = Agent.objects.create(name=name, blueprint=blueprint, config=config, model_settings=model_settings,
-                                         privilege_ceiling=privilege_ceiling, automation_level=automation_level,
-                                         description=description)
+            agent = Agent.objects.create(
+                name=name,
+                blueprint=blueprint,
+                config=config,
+                model_settings=model_settings,
+                privilege_ceiling=privilege_ceiling,
+                automation_level=automation_level,
+                description=description,
+            )
     except IntegrityError:
         raise InvalidAgentConfig(f"an agent named {name!r} exists already", fields={"name": "already in use"}) from None
     agent.tools.set(granted)
     _version_record(agent, user=user, reason="created", before={})
-    audit_record(actor=_user_actor(user), verb="agent.created", target_type="agent", target_id=agent.pk,
-                 data={"name": name, "blueprint": blueprint, "tools": [t.name for t in granted],
-                       "privilege_ceiling": privilege_ceiling, "automation_level": automation_level})
+    audit_record(
+        actor=_user_actor(user),
+        verb="agent.created",
+        target_type="agent",
+        target_id=agent.pk,
+        data={
+            "name": name,
+            "blueprint": blueprint,
+            "tools": [t.name for t in granted],
+            "privilege_ceiling": privilege_ceiling,
+            "automation_level": automation_level,
+        },
+    )
     return agent
 
 
@@ -182,8 +264,7 @@ def agent_get(*, agent_id: int | None = None, name: str | None = None, lock: boo
 
 
 @transaction.atomic(durable=True)
-def agent_update(*, agent_id: int, user: AbstractBaseUser | None, reason: str = "",
-                 **changes: Any) -> Agent:
+def agent_update(*, agent_id: int, user: AbstractBaseUser | None, reason: str = "", **changes: Any) -> Agent:
     """Change an agent's versioned settings (config, model_settings, privilege_ceiling,
     automation_level) and/or description: each versioned change is a new version with its
     author, reason and diff. Workers read the new config at their next step."""
@@ -194,8 +275,9 @@ def agent_update_within(*, agent_id: int, user: AbstractBaseUser | None, reason:
     """``agent_update`` inside the caller's transaction (the admin's form, a rollback)."""
     unknown = set(changes) - set(VERSIONED_FIELDS) - {"description"}
     if unknown:
-        raise InvalidAgentConfig(f"cannot change {', '.join(sorted(unknown))}",
-                                 fields={k: "not changeable" for k in unknown})
+        raise InvalidAgentConfig(
+            f"cannot change {', '.join(sorted(unknown))}", fields={k: "not changeable" for k in unknown}
+        )
     agent = agent_get(agent_id=agent_id, lock=True)
     before = _snapshot(agent)
     merged = {**before, **{k: v for k, v in changes.items() if k in VERSIONED_FIELDS}}
@@ -210,9 +292,17 @@ def agent_update_within(*, agent_id: int, user: AbstractBaseUser | None, reason:
     agent.version += 1
     agent.save()
     _version_record(agent, user=user, reason=reason or "updated", before=before)
-    audit_record(actor=_user_actor(user), verb="agent.config_changed", target_type="agent", target_id=agent.pk,
-                 data={"version": agent.version, "reason": reason[:500],
-                       "changed": sorted(k for k in VERSIONED_FIELDS if before[k] != merged[k])})
+    audit_record(
+        actor=_user_actor(user),
+        verb="agent.config_changed",
+        target_type="agent",
+        target_id=agent.pk,
+        data={
+            "version": agent.version,
+            "reason": reason[:500],
+            "changed": sorted(k for k in VERSIONED_FIELDS if before[k] != merged[k]),
+        },
+    )
     return agent
 
 
@@ -223,10 +313,15 @@ def agent_rollback(*, agent_id: int, version: int, user: AbstractBaseUser | None
     try:
         old = agent.versions.get(version=version)
     except AgentConfigVersion.DoesNotExist:
-        raise InvalidAgentConfig(f"agent {agent.name} has no version {version}",
-                                 fields={"version": "no such version"}) from None
-    return agent_update_within(agent_id=agent.pk, user=user, reason=reason or f"rollback to v{version}",
-                               **{f: getattr(old, f) for f in VERSIONED_FIELDS})
+        raise InvalidAgentConfig(
+            f"agent {agent.name} has no version {version}", fields={"version": "no such version"}
+        ) from None
+    return agent_update_within(
+        agent_id=agent.pk,
+        user=user,
+        reason=reason or f"rollback to v{version}",
+        **{f: getattr(old, f) for f in VERSIONED_FIELDS},
+    )
 
 
 @transaction.atomic(durable=True)
@@ -241,8 +336,13 @@ def agent_tools_set_within(*, agent_id: int, tools: list[str], user: AbstractBas
     granted = _tools_for(tools, agent.blueprint)
     before = sorted(agent.tools.values_list("name", flat=True))
     agent.tools.set(granted)
-    audit_record(actor=_user_actor(user), verb="agent.tools_changed", target_type="agent", target_id=agent.pk,
-                 data={"from": before, "to": sorted(t.name for t in granted)})
+    audit_record(
+        actor=_user_actor(user),
+        verb="agent.tools_changed",
+        target_type="agent",
+        target_id=agent.pk,
+        data={"from": before, "to": sorted(t.name for t in granted)},
+    )
     return agent
 
 
@@ -260,16 +360,23 @@ def agent_status_set(*, agent_id: int, status: str, user: AbstractBaseUser | Non
     audit_record(actor=_user_actor(user), verb=f"agent.{status}", target_type="agent", target_id=agent.pk, data={})
     if status == AgentStatus.ENABLED:
         held = Task.objects.select_for_update(of=("self",), no_key=True).filter(
-            agent=agent, ack_deadline__isnull=True, state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING])
+            agent=agent, ack_deadline__isnull=True, state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING]
+        )
         for task in held:
             lease_renew(task)
     return agent
 
 
 @transaction.atomic(durable=True)
-def task_submit(*, agent_name: str | None = None, agent_id: int | None = None, input: Any,
-                priority: int = TaskPriority.MEDIUM, user: AbstractBaseUser | None = None,
-                idempotency_key: str | None = None) -> Task:
+def task_submit(
+    *,
+    agent_name: str | None = None,
+    agent_id: int | None = None,
+    input: Any,
+    priority: int = TaskPriority.MEDIUM,
+    user: AbstractBaseUser | None = None,
+    idempotency_key: str | None = None,
+) -> Task:
     """Queue a task for an agent and send its first message after commit. Raises
     AgentNotFound, AgentUnavailable (paused) or InvalidAgentConfig with the input's field
     errors.
@@ -289,22 +396,35 @@ def task_submit(*, agent_name: str | None = None, agent_id: int | None = None, i
         raise InvalidAgentConfig("invalid priority", fields={"priority": "must be 1 (low) to 4 (critical)"})
     errors = schema_errors(input, blueprint_class(agent.blueprint).input_schema)
     if errors:
-        raise InvalidAgentConfig("invalid task input", fields={f"input.{k}" if k != "(root)" else "input": v
-                                                               for k, v in errors.items()})
+        raise InvalidAgentConfig(
+            "invalid task input", fields={f"input.{k}" if k != "(root)" else "input": v for k, v in errors.items()}
+        )
     try:
         # With a key, a savepoint: a concurrent submit with the same key may commit its task first.
         with transaction.atomic() if idempotency_key else contextlib.nullcontext():
-            task = Task.objects.create(agent=agent, input=input, priority=priority, agent_version=agent.version,
-                                       correlation_id=get_correlation_id(), idempotency_key=idempotency_key,
-                                       created_by=user if user is not None and user.is_authenticated else None)
+            task = Task.objects.create(
+                agent=agent,
+                input=input,
+                priority=priority,
+                agent_version=agent.version,
+                correlation_id=get_correlation_id(),
+                idempotency_key=idempotency_key,
+                created_by=user if user is not None and user.is_authenticated else None,
+            )
     except IntegrityError:
         winner = Task.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
         if winner is None:
             raise
         return _task_replayed(winner, agent=agent, input=input, priority=priority)
     actor = _user_actor(user)
-    audit_record(actor=actor, verb="task.submitted", target_type="task", target_id=task.pk,
-                 data={"agent": agent.name, "priority": priority}, correlation_id=task.correlation_id)
+    audit_record(
+        actor=actor,
+        verb="task.submitted",
+        target_type="task",
+        target_id=task.pk,
+        data={"agent": agent.name, "priority": priority},
+        correlation_id=task.correlation_id,
+    )
     task.attempt = 1
     task.ack_deadline = timezone.now() + timedelta(seconds=settings.TASK_ACK_TIMEOUT_SECONDS)
     task_transition(task=task, to=S.ASSIGNED, actor=actor, reason="sent to the workers", save=False)
@@ -321,8 +441,9 @@ def _task_for_idempotency_key(key: str) -> Task | None:
     """The task an earlier submit created with ``key``, if that was within the TTL. An
     expired key is released (cleared on its task) so that this submit can take it."""
     if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise InvalidAgentConfig("invalid Idempotency-Key", fields={
-            "idempotency_key": "must be 1 to 200 printable ASCII characters"})
+        raise InvalidAgentConfig(
+            "invalid Idempotency-Key", fields={"idempotency_key": "must be 1 to 200 printable ASCII characters"}
+        )
     earlier = Task.objects.filter(idempotency_key=key).first()
     if earlier is not None and earlier.created_at < timezone.now() - IDEMPOTENCY_KEY_TTL:
         Task.objects.filter(pk=earlier.pk, idempotency_key=key).update(idempotency_key=None)
@@ -334,7 +455,9 @@ def _task_replayed(earlier: Task, *, agent: Agent, input: Any, priority: int) ->
     if (earlier.agent_id, earlier.input, earlier.priority) != (agent.pk, input, priority):
         raise IdempotencyKeyReused(
             f"Idempotency-Key {earlier.idempotency_key!r} was used for task {earlier.pk} with another agent, "
-            "input or priority; use a new key for a new request", task=earlier.pk)
+            "input or priority; use a new key for a new request",
+            task=earlier.pk,
+        )
     return earlier
 
 
@@ -415,12 +538,17 @@ def task_resume(*, task_id: int, step_index: int, user: AbstractBaseUser | None,
     Raises TaskNotFound, or IllegalTransition (409) when the task no longer waits at that step."""
     task = task_get(task_id=task_id, lock=True)
     if task.state != S.AWAITING_APPROVAL or task.steps.filter(index__gte=step_index).exists():
-        raise IllegalTransition(f"task {task.pk} is {task.state} and no longer waits at step {step_index}",
-                                task=task.pk, state=task.state, to=S.IN_PROGRESS)
+        raise IllegalTransition(
+            f"task {task.pk} is {task.state} and no longer waits at step {step_index}",
+            task=task.pk,
+            state=task.state,
+            to=S.IN_PROGRESS,
+        )
     task.attempt += 1
     task.ack_deadline = lease_deadline()
-    task_transition(task=task, to=S.IN_PROGRESS, actor=_user_actor(user), reason=reason,
-                    also=["attempt", "ack_deadline"])
+    task_transition(
+        task=task, to=S.IN_PROGRESS, actor=_user_actor(user), reason=reason, also=["attempt", "ack_deadline"]
+    )
     dispatch(task_id=task.pk, attempt=task.attempt)
     return task
 
@@ -432,11 +560,12 @@ def tasks_resend_held() -> int:
     In-flight tasks always have a deadline and are left alone."""
     # The agent is joined to filter, not locked (see lease.task_fail: the agent row is shared).
     held = Task.objects.select_for_update(skip_locked=True, of=("self",), no_key=True).filter(
-        state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING], ack_deadline__isnull=True,
-        agent__status=AgentStatus.ENABLED)
+        state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING],
+        ack_deadline__isnull=True,
+        agent__status=AgentStatus.ENABLED,
+    )
     count = 0
     for task in held:
         lease_renew(task)
         count += 1
     return count
-

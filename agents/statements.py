@@ -49,20 +49,24 @@ AGENT_FIELDS = tuple(Agent._meta.concrete_fields)
 # one does (the server still sorts the task's (action, index) pairs to find the latest, some
 # 0.5 µs per earlier step). ARRAY(...) keeps that a one-off: joined instead, a plan made
 # before the table has statistics re-sorts them for every step of the task.
-SNAPSHOT = Statement("snapshot", (
-    "SELECT " + ", ".join(f't."{f.column}"' for f in TASK_FIELDS) + ", "
-    + ", ".join(f'a."{f.column}"' for f in AGENT_FIELDS)
-    + ", (SELECT status FROM public.tenants_tenant WHERE schema_name = current_schema())"
-    + ", ARRAY(SELECT tl.name FROM agents_tool tl JOIN agents_agent_tools g ON g.tool_id = tl.id"
-    " WHERE g.agent_id = a.id)"
-    + ", EXISTS (SELECT 1 FROM agents_taskevent e WHERE e.task_id = t.id"
-    f" AND e.to_state = '{TaskState.AWAITING_APPROVAL.value}')"
-    + ", (SELECT coalesce(jsonb_agg(jsonb_build_array(s.index, s.action, s.arguments, s.result, s.decision)"
-    " ORDER BY s.index), '[]'::jsonb) FROM agents_step s WHERE s.task_id = t.id AND s.index = ANY (ARRAY("
-    "SELECT DISTINCT ON (l.action) l.index FROM agents_step l WHERE l.task_id = t.id"
-    " ORDER BY l.action, l.index DESC)))"
-    " FROM agents_task t JOIN agents_agent a ON a.id = t.agent_id WHERE t.id = %(task_id)s"
-))
+SNAPSHOT = Statement(
+    "snapshot",
+    (
+        "SELECT "
+        + ", ".join(f't."{f.column}"' for f in TASK_FIELDS)
+        + ", "
+        + ", ".join(f'a."{f.column}"' for f in AGENT_FIELDS)
+        + ", (SELECT status FROM public.tenants_tenant WHERE schema_name = current_schema())"
+        + ", ARRAY(SELECT tl.name FROM agents_tool tl JOIN agents_agent_tools g ON g.tool_id = tl.id"
+        " WHERE g.agent_id = a.id)" + ", EXISTS (SELECT 1 FROM agents_taskevent e WHERE e.task_id = t.id"
+        f" AND e.to_state = '{TaskState.AWAITING_APPROVAL.value}')"
+        + ", (SELECT coalesce(jsonb_agg(jsonb_build_array(s.index, s.action, s.arguments, s.result, s.decision)"
+        " ORDER BY s.index), '[]'::jsonb) FROM agents_step s WHERE s.task_id = t.id AND s.index = ANY (ARRAY("
+        "SELECT DISTINCT ON (l.action) l.index FROM agents_step l WHERE l.task_id = t.id"
+        " ORDER BY l.action, l.index DESC)))"
+        " FROM agents_task t JOIN agents_agent a ON a.id = t.agent_id WHERE t.id = %(task_id)s"
+    ),
+)
 
 
 def snapshot_params(*, task_id: int) -> dict[str, Any]:
@@ -72,16 +76,26 @@ def snapshot_params(*, task_id: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------- the lease claim
 # Lock the row and move the lease on, only if the message's attempt still holds it and the
 # state is the one planned from (see agents.lease.lease_claim).
-CLAIM = Statement("claim", (
-    "UPDATE agents_task SET attempt = %(new_attempt)s, ack_deadline = %(deadline)s, updated_at = %(now)s"
-    " WHERE id = %(task_id)s AND attempt = %(attempt)s AND state = %(state)s"
-))
+CLAIM = Statement(
+    "claim",
+    (
+        "UPDATE agents_task SET attempt = %(new_attempt)s, ack_deadline = %(deadline)s, updated_at = %(now)s"
+        " WHERE id = %(task_id)s AND attempt = %(attempt)s AND state = %(state)s"
+    ),
+)
 
 
-def claim_params(*, task_id: int, attempt: int, new_attempt: int, deadline: datetime, now: datetime,
-                 state: str) -> dict[str, Any]:
-    return {"task_id": task_id, "attempt": attempt, "new_attempt": new_attempt, "deadline": deadline, "now": now,
-            "state": state}
+def claim_params(
+    *, task_id: int, attempt: int, new_attempt: int, deadline: datetime, now: datetime, state: str
+) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "attempt": attempt,
+        "new_attempt": new_attempt,
+        "deadline": deadline,
+        "now": now,
+        "state": state,
+    }
 
 
 # ------------------------------------------------------------------------- the step statement
@@ -121,17 +135,46 @@ STEP = Statement("step", _STEP_CLAIM + _STEP_WRITE.format(source="claim"))
 STEP_WITH_EFFECT = Statement("step_with_effect", _STEP_CLAIM + _STEP_EFFECT + _STEP_WRITE.format(source="effect"))
 
 
-def step_params(*, task_id: int, attempt: int, new_attempt: int, deadline: datetime, now: datetime, index: int,
-                action: str, arguments: str, result: str, decision: str, reasoning: str, tokens: int,
-                cost_usd: Decimal | float | int, latency_ms: float, audit: Mapping[str, Any],
-                effect: Mapping[str, Any] | None) -> dict[str, Any]:
+def step_params(
+    *,
+    task_id: int,
+    attempt: int,
+    new_attempt: int,
+    deadline: datetime,
+    now: datetime,
+    index: int,
+    action: str,
+    arguments: str,
+    result: str,
+    decision: str,
+    reasoning: str,
+    tokens: int,
+    cost_usd: Decimal | float | int,
+    latency_ms: float,
+    audit: Mapping[str, Any],
+    effect: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     """Parameters of STEP (``effect`` None) or STEP_WITH_EFFECT (``effect``:
     ``PlannedEffect.params()``). ``arguments`` and ``result`` are JSON text; ``audit`` is
     ``governance.services.audit_append_params(...)``."""
-    return {"task_id": task_id, "attempt": attempt, "new_attempt": new_attempt, "deadline": deadline, "now": now,
-            "index": index, "action": action, "arguments": arguments, "result": result, "decision": decision,
-            "reasoning": reasoning, "tokens": tokens, "cost_usd": cost_usd, "latency_ms": latency_ms,
-            **audit, **(effect or {})}
+    return {
+        "task_id": task_id,
+        "attempt": attempt,
+        "new_attempt": new_attempt,
+        "deadline": deadline,
+        "now": now,
+        "index": index,
+        "action": action,
+        "arguments": arguments,
+        "result": result,
+        "decision": decision,
+        "reasoning": reasoning,
+        "tokens": tokens,
+        "cost_usd": cost_usd,
+        "latency_ms": latency_ms,
+        **audit,
+        **(effect or {}),
+    }
 
 
 # ------------------------------------------------------------------------- transitions
@@ -147,25 +190,48 @@ def transition(fields: tuple[str, ...]) -> Statement:
     """One statement per state transition (agents.states.task_transition): the task's UPDATE of
     ``fields`` (none: the caller saves the task itself), its TaskEvent and its audit event,
     each written only after the one before."""
-    event = ("INSERT INTO agents_taskevent (task_id, from_state, to_state, reason, actor, attempt, created_at)"
-             " SELECT {task}, %(from_state)s, %(to_state)s, %(reason)s, %(actor)s, %(attempt)s, %(now)s {source}"
-             " RETURNING task_id")
+    event = (
+        "INSERT INTO agents_taskevent (task_id, from_state, to_state, reason, actor, attempt, created_at)"
+        " SELECT {task}, %(from_state)s, %(to_state)s, %(reason)s, %(actor)s, %(attempt)s, %(now)s {source}"
+        " RETURNING task_id"
+    )
     if fields:
         assignments = ", ".join(f'"{_column(name)}" = %(set_{name})s' for name in fields)
-        head = (f"WITH moved AS (UPDATE agents_task SET {assignments} WHERE id = %(task_id)s RETURNING id),"
-                f" event AS ({event.format(task='id', source='FROM moved')}),")
+        head = (
+            f"WITH moved AS (UPDATE agents_task SET {assignments} WHERE id = %(task_id)s RETURNING id),"
+            f" event AS ({event.format(task='id', source='FROM moved')}),"
+        )
     else:
         head = f"WITH event AS ({event.format(task='%(task_id)s', source='')}),"
     sql = head + f" audit AS (SELECT {AUDIT_APPEND_CALL} AS appended FROM event) SELECT (appended).seq FROM audit"
     return Statement("transition:" + ",".join(fields), sql)
 
 
-def transition_params(*, task_id: int, from_state: str, to_state: str, reason: str, actor: str, attempt: int,
-                      now: datetime, audit: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+def transition_params(
+    *,
+    task_id: int,
+    from_state: str,
+    to_state: str,
+    reason: str,
+    actor: str,
+    attempt: int,
+    now: datetime,
+    audit: Mapping[str, Any],
+    values: Mapping[str, Any],
+) -> dict[str, Any]:
     """Parameters of ``transition(tuple(values))``: ``values`` are the task's new column values
     by field name, ready for the database (``Field.get_db_prep_save``)."""
-    return {"task_id": task_id, "from_state": from_state, "to_state": to_state, "reason": reason, "actor": actor,
-            "attempt": attempt, "now": now, **audit, **{f"set_{name}": value for name, value in values.items()}}
+    return {
+        "task_id": task_id,
+        "from_state": from_state,
+        "to_state": to_state,
+        "reason": reason,
+        "actor": actor,
+        "attempt": attempt,
+        "now": now,
+        **audit,
+        **{f"set_{name}": value for name, value in values.items()},
+    }
 
 
 # The fixed statements, for the test that checks their placeholders.

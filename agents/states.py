@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from django.db import connection
 from django.db.models import Field
 from django.utils import timezone
 
 from agents.events import publish
 from agents.exceptions import IllegalTransition
-from agents.models import Task, TaskState as S
+from agents.models import Task
+from agents.models import TaskState as S
 from agents.statements import transition, transition_params
+from config.connection import connection
 from config.db import prepared_cursor
 from governance.actors import Actor
 from governance.services import audit_append_params
@@ -33,16 +34,16 @@ RUNNABLE = frozenset({S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING})
 LEASED = RUNNABLE
 
 
-def task_transition(*, task: Task, to: str, actor: Actor, reason: str = "", save: bool = True,
-                    also: list[str] | None = None) -> None:
+def task_transition(
+    *, task: Task, to: str, actor: Actor, reason: str = "", save: bool = True, also: list[str] | None = None
+) -> None:
     """Move a locked task to ``to``: validate, record a TaskEvent and an audit event, publish
     after commit. The caller holds the row lock and owns the transaction; ``also`` names
     other fields it changed, saved in the same UPDATE (``save=False``: the caller saves the
     task itself). Raises IllegalTransition (409)."""
     source = task.state
     if to not in TRANSITIONS[source]:
-        raise IllegalTransition(f"task {task.pk} cannot go from {source} to {to}", task=task.pk,
-                                state=source, to=to)
+        raise IllegalTransition(f"task {task.pk} cannot go from {source} to {to}", task=task.pk, state=source, to=to)
     task.state = to
     now = timezone.now()
     if to == S.ACKED and task.started_at is None:
@@ -59,11 +60,23 @@ def task_transition(*, task: Task, to: str, actor: Actor, reason: str = "", save
                 raise TypeError(f"Task.{name} is not a column")
             values[name] = field.get_db_prep_save(getattr(task, field.attname), connection)
     params = transition_params(
-        task_id=task.pk, from_state=source, to_state=to, reason=reason, actor=f"{actor.type}:{actor.label}"[:200],
-        attempt=task.attempt, now=now, values=values,
-        audit=audit_append_params(actor=actor, verb="task.transition", target_type="task", target_id=task.pk,
-                                  data={"from": source, "to": to, "reason": reason, "agent_id": task.agent_id},
-                                  correlation_id=task.correlation_id or None))
+        task_id=task.pk,
+        from_state=source,
+        to_state=to,
+        reason=reason,
+        actor=f"{actor.type}:{actor.label}"[:200],
+        attempt=task.attempt,
+        now=now,
+        values=values,
+        audit=audit_append_params(
+            actor=actor,
+            verb="task.transition",
+            target_type="task",
+            target_id=task.pk,
+            data={"from": source, "to": to, "reason": reason, "agent_id": task.agent_id},
+            correlation_id=task.correlation_id or None,
+        ),
+    )
     with prepared_cursor() as cursor:
         cursor.execute(transition(tuple(values)).sql, params)
         if cursor.fetchone() is None:

@@ -26,8 +26,12 @@ def _tenant_schema_known(schema: str) -> bool:
     if schema in _known_schemas:
         return True
     connection.set_schema_to_public()
-    found = Tenant.objects.filter(schema_name=schema).exclude(status=TenantStatus.SPARE).exclude(
-        schema_name="public").exists()
+    found = (
+        Tenant.objects.filter(schema_name=schema)
+        .exclude(status=TenantStatus.SPARE)
+        .exclude(schema_name="public")
+        .exists()
+    )
     if found:
         _known_schemas.add(schema)
     return found

@@ -38,8 +38,11 @@ def db_urls(db_name: str) -> tuple[str, str, str]:
     like any setup with one login, also runs the application as that role."""
     from config.localservices import local_services
 
-    base = (os.environ.get("DATABASE_OWNER_URL") or os.environ.get("DATABASE_URL")
-            or local_services(ROOT).database_owner_url)
+    base = (
+        os.environ.get("DATABASE_OWNER_URL")
+        or os.environ.get("DATABASE_URL")
+        or local_services(ROOT).database_owner_url
+    )
     parts = urllib.parse.urlsplit(base)
     bench = urllib.parse.urlunsplit(parts._replace(path="/" + db_name))
     maint = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
@@ -83,14 +86,21 @@ class BenchDatabase:
             time.sleep(1)
 
     def settings(self) -> dict[str, str]:
-        names = ("server_version", "fsync", "synchronous_commit", "full_page_writes", "shared_buffers",
-                 "max_connections")
+        names = (
+            "server_version",
+            "fsync",
+            "synchronous_commit",
+            "full_page_writes",
+            "shared_buffers",
+            "max_connections",
+        )
         return {n: self.conn.execute(f"SHOW {n}").fetchone()[0] for n in names}
 
     def backends(self, exclude: int | None = None) -> list[int]:
         """PIDs of the client backends connected to the bench database, except ``exclude``."""
-        rows = self.conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s "
-                                 "AND backend_type = 'client backend'", [self.name]).fetchall()
+        rows = self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'", [self.name]
+        ).fetchall()
         return [r[0] for r in rows if r[0] != exclude]
 
     def create(self) -> None:

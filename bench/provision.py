@@ -56,8 +56,8 @@ if str(ROOT) not in sys.path:
 from bench.benchlib import BENCH_DB_RE, BenchDatabase, db_urls, p50, pct, proc_cpu_s, say  # noqa: E402
 
 TARGETS = {
-    "fast_p50_ms": 50.0,          # at most
-    "provision_ratio": 20.0,      # at least (migrate p50 / fast p50)
+    "fast_p50_ms": 50.0,  # at most
+    "provision_ratio": 20.0,  # at least (migrate p50 / fast p50)
     "audit_append_1t_per_s": 500.0,
     "audit_append_4t_per_s": 2000.0,
     "audit_verify_per_s": 200_000.0,
@@ -73,8 +73,9 @@ def git_state() -> str:
     import subprocess
 
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
         return f"git {out.stdout.strip()}" if out.returncode == 0 else "git state unknown"
     except (OSError, subprocess.SubprocessError):
         return "git state unknown"
@@ -89,8 +90,9 @@ def provision(label: str, *, password: str | None = None) -> tuple[float, float,
 
     domain = f"{label.replace('_', '-')}.bench.localhost"
     t0 = time.perf_counter()
-    request = provision_request_build(name=f"Bench {label}", domain=domain, tier="starter",
-                                      admin_email=f"admin@{domain}", admin_password=password)
+    request = provision_request_build(
+        name=f"Bench {label}", domain=domain, tier="starter", admin_email=f"admin@{domain}", admin_password=password
+    )
     t1 = time.perf_counter()
     result = tenant_provision(request=request)
     t2 = time.perf_counter()
@@ -169,7 +171,7 @@ def bench_provisioning(n: int, password_runs: int, warmup: bool) -> dict[str, An
         migr.append(p_ms)
         out["schemas"].append(result.tenant.schema_name)
     out["migrate_ms"] = migr
-    from django.db import connection
+    from config.connection import connection
 
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT count(*) FROM "{out["schemas"][-1]}".django_migrations')
@@ -199,13 +201,25 @@ def _raw_append_loop(connection: Any, writer: int, deadline: float, savepoint: b
             cursor.execute("SELECT seq, hash FROM governance_auditevent ORDER BY seq DESC LIMIT 1")
             head = cursor.fetchone()
             seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
-            body = canonical_json({
-                "v": FORMAT_VERSION, "seq": seq, "ts_us": time.time_ns() // 1000, "actor_type": "system",
-                "actor_id": "", "actor_label": f"bench-writer-{writer}", "verb": "bench.append",
-                "target_type": "bench", "target_id": str(count), "correlation_id": f"bench-{writer}",
-                "data": {"writer": writer, "n": count}})
-            cursor.execute("INSERT INTO governance_auditevent (body, prev_hash, hash) VALUES (%s, %s, %s)",
-                           [body, prev, chain_hash(prev, body)])
+            body = canonical_json(
+                {
+                    "v": FORMAT_VERSION,
+                    "seq": seq,
+                    "ts_us": time.time_ns() // 1000,
+                    "actor_type": "system",
+                    "actor_id": "",
+                    "actor_label": f"bench-writer-{writer}",
+                    "verb": "bench.append",
+                    "target_type": "bench",
+                    "target_id": str(count),
+                    "correlation_id": f"bench-{writer}",
+                    "data": {"writer": writer, "n": count},
+                }
+            )
+            cursor.execute(
+                "INSERT INTO governance_auditevent (body, prev_hash, hash) VALUES (%s, %s, %s)",
+                [body, prev, chain_hash(prev, body)],
+            )
             if savepoint:
                 cursor.execute("RELEASE SAVEPOINT bench")
         count += 1
@@ -214,8 +228,9 @@ def _raw_append_loop(connection: Any, writer: int, deadline: float, savepoint: b
 
 
 def _append_worker(schema: str, seconds: float, writer: int, barrier: Any, queue: Any, mode: str) -> None:
-    from django.db import connection, connections
+    from django.db import connections
 
+    from config.connection import connection
     from governance.actors import Actor
     from governance.context import set_correlation_id
     from governance.services import audit_record
@@ -238,8 +253,13 @@ def _append_worker(schema: str, seconds: float, writer: int, barrier: Any, queue
         if mode == "audit_record":
             while True:
                 # Autocommit: the append is one statement, its own transaction.
-                audit_record(actor=actor, verb="bench.append", target_type="bench", target_id=count,
-                             data={"writer": writer, "n": count})
+                audit_record(
+                    actor=actor,
+                    verb="bench.append",
+                    target_type="bench",
+                    target_id=count,
+                    data={"writer": writer, "n": count},
+                )
                 count += 1
                 if time.perf_counter() >= deadline:
                     break
@@ -265,9 +285,10 @@ def append_run(schemas: list[str], seconds: float, mode: str = "audit_record") -
     connections.close_all()
     barrier = ctx.Barrier(len(schemas))
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_append_worker, args=(schema, seconds, i, barrier, queue, mode),
-                         daemon=True)
-             for i, schema in enumerate(schemas)]
+    procs = [
+        ctx.Process(target=_append_worker, args=(schema, seconds, i, barrier, queue, mode), daemon=True)
+        for i, schema in enumerate(schemas)
+    ]
     for proc in procs:
         proc.start()
     results = [queue.get(timeout=seconds + 120) for _ in procs]
@@ -279,15 +300,20 @@ def append_run(schemas: list[str], seconds: float, mode: str = "audit_record") -
     events = sum(r[1] for r in results)
     wall = max(r[2] for r in results)
     servers = [r[5] for r in results]
-    return {"writers": len(schemas), "tenants": len(set(schemas)), "events": events, "seconds": wall,
-            "per_s": events / wall, "per_writer": sorted(r[1] for r in results),
-            "client_cpu_us": sum(r[4] for r in results) / events * 1e6,
-            "server_cpu_us": None if None in servers else sum(servers) / events * 1e6}
+    return {
+        "writers": len(schemas),
+        "tenants": len(set(schemas)),
+        "events": events,
+        "seconds": wall,
+        "per_s": events / wall,
+        "per_writer": sorted(r[1] for r in results),
+        "client_cpu_us": sum(r[4] for r in results) / events * 1e6,
+        "server_cpu_us": None if None in servers else sum(servers) / events * 1e6,
+    }
 
 
 def chain_check(schema: str) -> Any:
-    from django.db import connection
-
+    from config.connection import connection
     from governance.verification import audit_chain_verify
     from tenants.models import Tenant
 
@@ -300,8 +326,7 @@ def chain_check(schema: str) -> Any:
 
 def statements_per_append(schema: str) -> list[str]:
     """What one ``audit_record(...)`` in autocommit sends, statement by statement."""
-    from django.db import connection
-
+    from config.connection import connection
     from governance.actors import Actor
     from governance.services import audit_record
     from tenants.models import Tenant
@@ -331,8 +356,10 @@ def bench_appends(schemas: list[str], seconds: float, repeats: int) -> dict[str,
     runs: dict[str, list[dict[str, Any]]] = {key: [] for key, _ in cases}
     for rep in range(repeats):
         for key, writers in cases:
-            say(f"audit appends: {len(writers)} writer(s) on {len(set(writers))} tenant(s), {seconds:g} s "
-                f"(run {rep + 1}/{repeats}) ...")
+            say(
+                f"audit appends: {len(writers)} writer(s) on {len(set(writers))} tenant(s), {seconds:g} s "
+                f"(run {rep + 1}/{repeats}) ..."
+            )
             runs[key].append(append_run(writers, seconds))
     out: dict[str, Any] = {}
     for key, _ in cases:
@@ -393,8 +420,9 @@ END $$;
 
 def insert_shapes(schema: str, rows: int = 5_000) -> dict[str, float]:
     """µs per INSERT, server side only (a PL/pgSQL loop), for each shape of INSERT_SHAPES_SQL."""
-    from django.db import connection, transaction
+    from django.db import transaction
 
+    from config.connection import connection
     from tenants.models import Tenant
 
     connection.set_tenant(Tenant.objects.get(schema_name=schema))
@@ -448,8 +476,13 @@ def fill_audit_record(todo: int, batch: int) -> None:
         step = min(batch, todo - done)
         with transaction.atomic():
             for i in range(step):
-                audit_record(actor=actor, verb="bench.fill", target_type="bench", target_id=done + i,
-                             data={"n": done + i, "note": "verify benchmark filler"})
+                audit_record(
+                    actor=actor,
+                    verb="bench.fill",
+                    target_type="bench",
+                    target_id=done + i,
+                    data={"n": done + i, "note": "verify benchmark filler"},
+                )
         done += step
 
 
@@ -459,8 +492,9 @@ def fill_copy(todo: int, batch: int) -> None:
     governance.hashchain and streamed with COPY under the chain's advisory lock, ``batch``
     events per transaction. Used by --quick, whose time budget the audit_record path exceeds
     on a loaded 2-core machine."""
-    from django.db import connection, transaction
+    from django.db import transaction
 
+    from config.connection import connection
     from governance.actors import Actor
     from governance.hashchain import canonical_json, chain_hash
     from governance.services import AUDIT_LOCK_CLASS, audit_record
@@ -468,8 +502,13 @@ def fill_copy(todo: int, batch: int) -> None:
     if todo <= 0:
         return
     with transaction.atomic():
-        audit_record(actor=Actor.system("bench-filler"), verb="bench.fill", target_type="bench", target_id=0,
-                     data={"n": 0, "note": "verify benchmark filler"})
+        audit_record(
+            actor=Actor.system("bench-filler"),
+            verb="bench.fill",
+            target_type="bench",
+            target_id=0,
+            data={"n": 0, "note": "verify benchmark filler"},
+        )
     done = 1
     while done < todo:
         step = min(batch, todo - done)
@@ -479,12 +518,19 @@ def fill_copy(todo: int, batch: int) -> None:
                 cursor.execute("SELECT seq, hash, body FROM governance_auditevent ORDER BY seq DESC LIMIT 1")
                 seq, prev, body = cursor.fetchone()
             template = json.loads(body)
-            with connection.connection.cursor() as raw, \
-                    raw.copy("COPY governance_auditevent (body, prev_hash, hash) FROM STDIN") as copy:
+            with (
+                connection.connection.cursor() as raw,
+                raw.copy("COPY governance_auditevent (body, prev_hash, hash) FROM STDIN") as copy,
+            ):
                 for i in range(done, done + step):
                     seq += 1
-                    event = dict(template, seq=seq, ts_us=time.time_ns() // 1000, target_id=str(i),
-                                 data={"n": i, "note": "verify benchmark filler"})
+                    event = dict(
+                        template,
+                        seq=seq,
+                        ts_us=time.time_ns() // 1000,
+                        target_id=str(i),
+                        data={"n": i, "note": "verify benchmark filler"},
+                    )
                     text = canonical_json(event)
                     digest = chain_hash(prev, text)
                     copy.write_row((text, prev, digest))
@@ -493,8 +539,7 @@ def fill_copy(todo: int, batch: int) -> None:
 
 
 def bench_verify(schema: str, events: int, batch: int, runs: int, fill: str) -> dict[str, Any]:
-    from django.db import connection
-
+    from config.connection import connection
     from governance.verification import audit_chain_verify
     from tenants.models import Tenant
 
@@ -517,8 +562,15 @@ def bench_verify(schema: str, events: int, batch: int, runs: int, fill: str) -> 
             report = audit_chain_verify()
             took.append(time.perf_counter() - t0)
         assert report is not None and report.ok, f"chain broken: {report}"
-        return {"events": report.events, "fill_s": fill_s, "filled": todo, "fill": fill, "verify_s": took,
-                "per_s": report.events / p50(took), "per_s_best": report.events / min(took)}
+        return {
+            "events": report.events,
+            "fill_s": fill_s,
+            "filled": todo,
+            "fill": fill,
+            "verify_s": took,
+            "per_s": report.events / p50(took),
+            "per_s_best": report.events / min(took),
+        }
     finally:
         connection.set_schema_to_public()
 
@@ -536,22 +588,36 @@ def verdict(ok: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=None,
-                        help="tenants per provisioning path (default 20; 5 with --quick)")
+    parser.add_argument(
+        "--n", type=int, default=None, help="tenants per provisioning path (default 20; 5 with --quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes; finishes in under a minute")
-    parser.add_argument("--verify-events", type=int, default=None,
-                        help="events in the verified chain (100k; 20k quick)")
-    parser.add_argument("--append-seconds", type=float, default=None,
-                        help="length of each append run (5 s; 1.5 s quick)")
+    parser.add_argument(
+        "--verify-events", type=int, default=None, help="events in the verified chain (100k; 20k quick)"
+    )
+    parser.add_argument(
+        "--append-seconds", type=float, default=None, help="length of each append run (5 s; 1.5 s quick)"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="runs of each append case, median kept (3)")
-    parser.add_argument("--fill", choices=("audit_record", "copy"), default=None,
-                        help="how the verified chain is filled (audit_record; copy with --quick)")
-    parser.add_argument("--diagnose", action="store_true",
-                        help="also run the audit-append diagnosis: the same statements without Django's "
-                             "layers, with and without the savepoint, and the INSERT cost by table shape")
+    parser.add_argument(
+        "--fill",
+        choices=("audit_record", "copy"),
+        default=None,
+        help="how the verified chain is filled (audit_record; copy with --quick)",
+    )
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="also run the audit-append diagnosis: the same statements without Django's "
+        "layers, with and without the savepoint, and the INSERT cost by table shape",
+    )
     parser.add_argument("--db-name", default="vigil_bench", help="scratch database (must start with vigil_bench)")
-    parser.add_argument("--wait", type=float, default=900.0,
-                        help="seconds to wait for another benchmark on the same server to finish (900)")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=900.0,
+        help="seconds to wait for another benchmark on the same server to finish (900)",
+    )
     parser.add_argument("--keep-db", action="store_true", help="do not drop the scratch database at the end")
     args = parser.parse_args(argv)
 
@@ -587,8 +653,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     try:
         say(f"== Vigil benchmark: provisioning and audit chain ({'quick' if args.quick else 'full'}) ==")
-        say(f"database {args.db_name} on {urllib.parse.urlsplit(bench_url).netloc} (created for this run, "
-            f"{'kept' if args.keep_db else 'dropped'} at the end)")
+        say(
+            f"database {args.db_name} on {urllib.parse.urlsplit(bench_url).netloc} (created for this run, "
+            f"{'kept' if args.keep_db else 'dropped'} at the end)"
+        )
         db.create()
 
         import django
@@ -629,19 +697,27 @@ def main(argv: list[str] | None = None) -> int:
     fsync_off = server["fsync"] != "on" or server["synchronous_commit"] == "off"
 
     say()
-    say(f"PostgreSQL {server['server_version']}: fsync={server['fsync']} "
+    say(
+        f"PostgreSQL {server['server_version']}: fsync={server['fsync']} "
         f"synchronous_commit={server['synchronous_commit']} full_page_writes={server['full_page_writes']} "
-        f"shared_buffers={server['shared_buffers']}")
+        f"shared_buffers={server['shared_buffers']}"
+    )
     if fsync_off:
-        say("  NOTE: durability is off on this server (started with `config.services start --fast`): commits "
-            "do not wait for the disk, so commit-bound numbers (appends, provisioning) are optimistic.")
-    say(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
+        say(
+            "  NOTE: durability is off on this server (started with `config.services start --fast`): commits "
+            "do not wait for the disk, so commit-bound numbers (appends, provisioning) are optimistic."
+        )
+    say(
+        f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min; other work on the "
-        f"machine, e.g. test runs on the same server, shows here and skews the numbers)")
+        f"machine, e.g. test runs on the same server, shows here and skews the numbers)"
+    )
     say(f"code: {git_state()}; shared-schema migrate of the scratch database: {results['shared_migrate_s']:.1f} s")
     say()
-    say(f"Provisioning, {n} tenants per path, ms (tenant_provision only; "
-        f"{'1 untimed warm-up each' if warmup else 'no warm-up'})")
+    say(
+        f"Provisioning, {n} tenants per path, ms (tenant_provision only; "
+        f"{'1 untimed warm-up each' if warmup else 'no warm-up'})"
+    )
     say(f"  fast path (warm pool, invitation)   {fmt_ms(prov['fast_ms'])}")
     say(f"    claim (select spare + RENAME + row + domain)  p50 {p50(prov['claim_ms']):6.1f}")
     say(f"    admin_user (user + group, unusable password)   p50 {p50(prov['admin_ms']):6.1f}")
@@ -651,53 +727,77 @@ def main(argv: list[str] | None = None) -> int:
     say(f"    (CREATE SCHEMA + migrate_schemas: {prov['tenant_migrations']} migrations per tenant schema today)")
     say(f"  spare_create (pool refill, housekeeping, untimed above) {fmt_ms(prov['spare_create_ms'])}")
     say(f"  ratio migrations p50 / fast p50: {ratio:.1f}x")
-    say(f"  password-hash cost ({prov['hasher']}): make_password p50 {p50(prov['make_password_ms']):.1f} ms; "
+    say(
+        f"  password-hash cost ({prov['hasher']}): make_password p50 {p50(prov['make_password_ms']):.1f} ms; "
         f"fast path with --admin-password p50 {p50(prov['pw_ms']):.1f} ms "
         f"(admin_user {p50(prov['pw_admin_ms']):.1f} ms), plus validate_password in the request build "
-        f"p50 {p50(prov['pw_build_ms']):.1f} ms")
+        f"p50 {p50(prov['pw_build_ms']):.1f} ms"
+    )
     say()
     say("Audit appends (each append its own transaction; writer processes)")
     say(f"  one append = {len(audit['statements'])} round trips: {' | '.join(audit['statements'])}")
-    for key, label in (("1w_1t", "1 writer,  1 tenant "), ("4w_1t", "4 writers, 1 tenant "),
-                       ("4w_4t", "4 writers, 4 tenants")):
+    for key, label in (
+        ("1w_1t", "1 writer,  1 tenant "),
+        ("4w_1t", "4 writers, 1 tenant "),
+        ("4w_4t", "4 writers, 4 tenants"),
+    ):
         r = audit[key]
         cpu = f"client {r['client_cpu_us']:.0f} us"
         if r["server_cpu_us"] is not None:
             cpu += f" + server {r['server_cpu_us']:.0f} us"
         runs = "" if len(r["all_per_s"]) == 1 else f"; runs {', '.join(f'{v:.0f}' for v in r['all_per_s'])}/s"
-        say(f"  {label}  {r['per_s']:8.0f} events/s  ({r['events']} events in {r['seconds']:.2f} s; per writer "
-            f"{r['per_writer']}; CPU per event {cpu}{runs})")
+        say(
+            f"  {label}  {r['per_s']:8.0f} events/s  ({r['events']} events in {r['seconds']:.2f} s; per writer "
+            f"{r['per_writer']}; CPU per event {cpu}{runs})"
+        )
     r = audit["4w_4t"]
     if r["server_cpu_us"] is not None:
         per_event = (r["client_cpu_us"] + r["server_cpu_us"]) / 1e6
-        say(f"  CPU-bound ceiling on this machine with writers and server sharing {os.cpu_count()} cores: "
-            f"~{(os.cpu_count() or 1) / per_event:.0f} events/s")
+        say(
+            f"  CPU-bound ceiling on this machine with writers and server sharing {os.cpu_count()} cores: "
+            f"~{(os.cpu_count() or 1) / per_event:.0f} events/s"
+        )
     broken = [s for s, rep in audit["chains"].items() if not rep.ok]
-    say(f"  chains after the runs: {'all intact' if not broken else 'BROKEN: ' + ', '.join(broken)} "
-        f"({sum(rep.events for rep in audit['chains'].values())} events re-verified)")
+    say(
+        f"  chains after the runs: {'all intact' if not broken else 'BROKEN: ' + ', '.join(broken)} "
+        f"({sum(rep.events for rep in audit['chains'].values())} events re-verified)"
+    )
     say()
     diag = results.get("diagnose")
     if diag:
-        say("  Diagnosis, 4 writers on 4 tenants. Raw = BEGIN, [SAVEPOINT], advisory lock, head read, INSERT "
-            "of the same body, [RELEASE], COMMIT sent straight through psycopg:")
-        for mode, label in (("audit_record", "audit_record, autocommit (as above)        "),
-                            ("raw_savepoint", "raw psycopg, 7 round trips (with savepoint)"),
-                            ("raw", "raw psycopg, 5 round trips (no savepoint)  ")):
+        say(
+            "  Diagnosis, 4 writers on 4 tenants. Raw = BEGIN, [SAVEPOINT], advisory lock, head read, INSERT "
+            "of the same body, [RELEASE], COMMIT sent straight through psycopg:"
+        )
+        for mode, label in (
+            ("audit_record", "audit_record, autocommit (as above)        "),
+            ("raw_savepoint", "raw psycopg, 7 round trips (with savepoint)"),
+            ("raw", "raw psycopg, 5 round trips (no savepoint)  "),
+        ):
             r = diag[mode]
             runs = "" if len(r["all_per_s"]) == 1 else f"; runs {', '.join(f'{v:.0f}' for v in r['all_per_s'])}/s"
-            say(f"    {label} {r['per_s']:6.0f} events/s  CPU per event client {r['client_cpu_us']:.0f} us"
-                + (f" + server {r['server_cpu_us']:.0f} us" if r["server_cpu_us"] is not None else "") + runs)
+            say(
+                f"    {label} {r['per_s']:6.0f} events/s  CPU per event client {r['client_cpu_us']:.0f} us"
+                + (f" + server {r['server_cpu_us']:.0f} us" if r["server_cpu_us"] is not None else "")
+                + runs
+            )
         ins = diag["insert_us"]
-        say(f"    server INSERT alone: generated columns {ins['bench_generated']:.0f} us, same columns by a "
-            f"parse-once trigger {ins['bench_trigger']:.0f} us, body+hashes only {ins['bench_plain']:.0f} us")
+        say(
+            f"    server INSERT alone: generated columns {ins['bench_generated']:.0f} us, same columns by a "
+            f"parse-once trigger {ins['bench_trigger']:.0f} us, body+hashes only {ins['bench_plain']:.0f} us"
+        )
         bad = [s for s, rep in diag["chains"].items() if not rep.ok]
         say(f"    chains after the diagnosis runs: {'all intact' if not bad else 'BROKEN: ' + ', '.join(bad)}")
         say()
-    say(f"Verify: {ver['events']} events; filled {ver['filled']} "
+    say(
+        f"Verify: {ver['events']} events; filled {ver['filled']} "
         f"{'through audit_record' if ver['fill'] == 'audit_record' else 'with COPY'} in {ver['fill_s']:.1f} s "
-        f"({ver['filled'] / max(ver['fill_s'], 1e-9):.0f}/s in 5k-event transactions)")
-    say(f"  audit_chain_verify runs: {', '.join(f'{s:.3f} s' for s in ver['verify_s'])} -> "
-        f"{ver['per_s']:.0f} events/s (median run), best {ver['per_s_best']:.0f}/s")
+        f"({ver['filled'] / max(ver['fill_s'], 1e-9):.0f}/s in 5k-event transactions)"
+    )
+    say(
+        f"  audit_chain_verify runs: {', '.join(f'{s:.3f} s' for s in ver['verify_s'])} -> "
+        f"{ver['per_s']:.0f} events/s (median run), best {ver['per_s_best']:.0f}/s"
+    )
     say()
     checks = [
         ("fast path p50 <= 50 ms", fast_p50 <= TARGETS["fast_p50_ms"], f"{fast_p50:.1f} ms"),
@@ -711,24 +811,28 @@ def main(argv: list[str] | None = None) -> int:
     for label, ok, value in checks:
         say(f"  {verdict(ok):6}  {label:45} {value}")
     say(f"total run time {total_s:.1f} s")
-    say(json.dumps({
-        "fast_p50_ms": round(fast_p50, 2),
-        "migrate_p50_ms": round(migr_p50, 2),
-        "provision_ratio": round(ratio, 2),
-        "audit_append_1t_per_s": round(min(a1w, a4w1t), 1),
-        "audit_append_4t_per_s": round(a4t, 1),
-        "audit_verify_per_s": round(ver["per_s"], 1),
-        "fast_p95_ms": round(pct(prov["fast_ms"], 95), 2),
-        "make_password_ms": round(p50(prov["make_password_ms"]), 2),
-        "audit_append_1t_1w_per_s": round(a1w, 1),
-        "audit_append_1t_4w_per_s": round(a4w1t, 1),
-        "n": n,
-        "quick": args.quick,
-        "fsync": server["fsync"],
-        "synchronous_commit": server["synchronous_commit"],
-        "code": git_state(),
-        "targets_met": all(ok for _, ok, _ in checks),
-    }))
+    say(
+        json.dumps(
+            {
+                "fast_p50_ms": round(fast_p50, 2),
+                "migrate_p50_ms": round(migr_p50, 2),
+                "provision_ratio": round(ratio, 2),
+                "audit_append_1t_per_s": round(min(a1w, a4w1t), 1),
+                "audit_append_4t_per_s": round(a4t, 1),
+                "audit_verify_per_s": round(ver["per_s"], 1),
+                "fast_p95_ms": round(pct(prov["fast_ms"], 95), 2),
+                "make_password_ms": round(p50(prov["make_password_ms"]), 2),
+                "audit_append_1t_1w_per_s": round(a1w, 1),
+                "audit_append_1t_4w_per_s": round(a4w1t, 1),
+                "n": n,
+                "quick": args.quick,
+                "fsync": server["fsync"],
+                "synchronous_commit": server["synchronous_commit"],
+                "code": git_state(),
+                "targets_met": all(ok for _, ok, _ in checks),
+            }
+        )
+    )
     return 0
 
 

@@ -78,11 +78,11 @@ if str(ROOT) not in sys.path:
 from bench.benchlib import BENCH_DB_RE, BenchDatabase, db_urls, p50, pct, proc_cpu_s, say  # noqa: E402
 
 TARGETS = {
-    "step_ratio": 0.4,              # at least: governed steps/s / bare no-op tasks/s
-    "added_p50_ms": 5.0,            # at most
-    "added_p99_ms": 25.0,           # at most
+    "step_ratio": 0.4,  # at least: governed steps/s / bare no-op tasks/s
+    "added_p50_ms": 5.0,  # at most
+    "added_p99_ms": 25.0,  # at most
     "approve_resume_p50_ms": 50.0,  # below
-    "long_task_step_ratio": 1.2,    # at most: step p50 at index 300 / at index 1 (in process)
+    "long_task_step_ratio": 1.2,  # at most: step p50 at index 300 / at index 1 (in process)
 }
 TENANT_DOMAIN = "steps.bench.localhost"
 FINAL_STATES = ("verified", "escalated", "cancelled", "completed")
@@ -126,9 +126,27 @@ class PrivateRedis:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir), "--logfile", str(workdir / "redis.log"), "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--logfile",
+                str(workdir / "redis.log"),
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.url = f"redis://127.0.0.1:{self.port}/0"
         import redis
 
@@ -168,10 +186,34 @@ class Worker:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "steps", "-c", str(self.concurrency),
-             "-P", "prefork", "--without-mingle", "--without-gossip", "--include", "bench.steps_tasks",
-             "--loglevel", "WARNING", "-n", f"bench-steps-{uuid.uuid4().hex[:8]}@%h"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "steps",
+                "-c",
+                str(self.concurrency),
+                "-P",
+                "prefork",
+                "--without-mingle",
+                "--without-gossip",
+                "--include",
+                "bench.steps_tasks",
+                "--loglevel",
+                "WARNING",
+                "-n",
+                f"bench-steps-{uuid.uuid4().hex[:8]}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
 
     def alive(self) -> bool:
@@ -206,7 +248,7 @@ class CpuMeter:
     of the bench database (except this process's own) between start() and stop()."""
 
     def __init__(self, worker: Worker, db: BenchDatabase) -> None:
-        from django.db import connection
+        from config.connection import connection
 
         self.worker, self.db = worker, db
         with connection.cursor() as cursor:
@@ -216,8 +258,10 @@ class CpuMeter:
     def _sample(self) -> tuple[dict[int, float], dict[int, float]]:
         assert self.worker.proc is not None
         wpids = [self.worker.proc.pid, *self.worker.children()]
-        return ({p: proc_cpu_s(p) or 0.0 for p in wpids},
-                {p: proc_cpu_s(p) or 0.0 for p in self.db.backends(exclude=self.own)})
+        return (
+            {p: proc_cpu_s(p) or 0.0 for p in wpids},
+            {p: proc_cpu_s(p) or 0.0 for p in self.db.backends(exclude=self.own)},
+        )
 
     @staticmethod
     def _machine() -> tuple[float, float]:
@@ -242,12 +286,17 @@ class CpuMeter:
         worker = sum(v - self.w0.get(p, 0.0) for p, v in w1.items())
         backends = sum(v - self.b0.get(p, 0.0) for p, v in b1.items())
         busy, total = m1[0] - self.m0[0], m1[1] - self.m0[1]
-        return {"wall_s": wall, "worker_cpu_s": worker, "pg_cpu_s": backends,
-                "machine_busy": busy / total if total else float("nan")}
+        return {
+            "wall_s": wall,
+            "worker_cpu_s": worker,
+            "pg_cpu_s": backends,
+            "machine_busy": busy / total if total else float("nan"),
+        }
 
 
-def wait_until(pred: Callable[[], bool], *, what: str, worker: Worker | None, timeout: float,
-               interval: float = 0.02) -> None:
+def wait_until(
+    pred: Callable[[], bool], *, what: str, worker: Worker | None, timeout: float, interval: float = 0.02
+) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         if worker is not None and not worker.alive():
@@ -264,10 +313,10 @@ def wait_until(pred: Callable[[], bool], *, what: str, worker: Worker | None, ti
 def setup_tenant() -> dict[str, Any]:
     """Shared migrations, a warm pool of one spare, one tenant, the bench agents."""
     from django.core.management import call_command
-    from django.db import connection
 
     from agents.models import PrivilegeLevel
     from agents.services import agent_create
+    from config.connection import connection
     from tenants.services import provision_request_build, spare_pool_fill, tenant_provision
 
     t0 = time.perf_counter()
@@ -275,17 +324,22 @@ def setup_tenant() -> dict[str, Any]:
     t1 = time.perf_counter()
     spare_pool_fill(size=1)
     t2 = time.perf_counter()
-    request = provision_request_build(name="Bench steps", domain=TENANT_DOMAIN, tier="enterprise",
-                                      admin_email=f"admin@{TENANT_DOMAIN}")
+    request = provision_request_build(
+        name="Bench steps", domain=TENANT_DOMAIN, tier="enterprise", admin_email=f"admin@{TENANT_DOMAIN}"
+    )
     result = tenant_provision(request=request)
     assert result.from_pool
     connection.set_tenant(result.tenant)
     agent_create(name="bench-loop", blueprint="bench_loop", config={"steps": 20})
     agent_create(name="bench-probe", blueprint="bench_loop", config={"steps": 100_000})
-    agent_create(name="bench-approval", blueprint="bench_approval",
-                 privilege_ceiling=PrivilegeLevel.EXECUTE_RISKY)
-    return {"tenant": result.tenant, "admin": result.admin_username, "migrate_s": t1 - t0,
-            "spare_s": t2 - t1, "provision_ms": result.timings_ms.get("total", 0.0)}
+    agent_create(name="bench-approval", blueprint="bench_approval", privilege_ceiling=PrivilegeLevel.EXECUTE_RISKY)
+    return {
+        "tenant": result.tenant,
+        "admin": result.admin_username,
+        "migrate_s": t1 - t0,
+        "spare_s": t2 - t1,
+        "provision_ms": result.timings_ms.get("total", 0.0),
+    }
 
 
 def loop_agent_steps(agent: str, steps: int) -> None:
@@ -326,10 +380,17 @@ def _short(sql: str) -> str:
     """A statement reduced to its kind and table, for counting."""
     sql = re.sub(r"\s+", " ", sql).strip()
     upper = sql.upper()
-    for prefix in ("SET SEARCH_PATH", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT",
-                   "SELECT PG_ADVISORY_XACT_LOCK"):
+    for prefix in (
+        "SET SEARCH_PATH",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVEPOINT",
+        "RELEASE SAVEPOINT",
+        "SELECT PG_ADVISORY_XACT_LOCK",
+    ):
         if upper.startswith(prefix):
-            return sql[:len(prefix)]
+            return sql[: len(prefix)]
     if upper.startswith("WITH CLAIM AS"):
         return "WITH claim ... (the step statement)"
     if upper.startswith(("WITH MOVED AS", "WITH EVENT AS")):
@@ -365,8 +426,12 @@ WORKER_FUNCS: list[tuple[str, str, str]] = [
     ("Celery fixup prerun (DB reuse count)", "celery/fixups/django.py", "on_task_prerun"),
     *KEY_FUNCS,
 ]
-PLANNING = [("agents/llm.py", "provider_for"), ("bench/steps_tasks.py", "plan"),
-            ("agents/blueprints/base.py", "__init__"), ("agents/blueprints/base.py", "should_continue")]
+PLANNING = [
+    ("agents/llm.py", "provider_for"),
+    ("bench/steps_tasks.py", "plan"),
+    ("agents/blueprints/base.py", "__init__"),
+    ("agents/blueprints/base.py", "should_continue"),
+]
 
 
 def _cum(table: dict[Any, Any], suffix: str, func: str) -> tuple[float, int]:
@@ -378,17 +443,24 @@ def _cum(table: dict[Any, Any], suffix: str, func: str) -> tuple[float, int]:
     return ct, calls
 
 
-def profile_breakdown(stats: pstats.Stats, messages: int,
-                      funcs: list[tuple[str, str, str]] = KEY_FUNCS) -> list[tuple[str, float, float]]:
+def profile_breakdown(
+    stats: pstats.Stats, messages: int, funcs: list[tuple[str, str, str]] = KEY_FUNCS
+) -> list[tuple[str, float, float]]:
     """(label, cumulative ms per message, calls per message) for ``funcs``; recursion
     counted once."""
     table = stats.stats  # type: ignore[attr-defined]
     planning = sum(_cum(table, f, n)[0] for f, n in PLANNING)
     advance = _cum(table, "agents/engine.py", "advance")[0]
-    parts = sum(_cum(table, suffix, name)[0] for suffix, name in (
-        ("agents/selectors.py", "task_snapshot"), ("agents/engine.py", "_plan_step"),
-        ("agents/engine.py", "_step_commit"),
-        ("agents/engine.py", "_apply"), ("celery/app/task.py", "apply_async")))
+    parts = sum(
+        _cum(table, suffix, name)[0]
+        for suffix, name in (
+            ("agents/selectors.py", "task_snapshot"),
+            ("agents/engine.py", "_plan_step"),
+            ("agents/engine.py", "_step_commit"),
+            ("agents/engine.py", "_apply"),
+            ("celery/app/task.py", "apply_async"),
+        )
+    )
     derived = {"planning": planning, "rest": advance - parts - planning}
     rows = []
     for label, suffix, func in funcs:
@@ -420,11 +492,10 @@ def anatomy(schema: str, tasks: int, steps: int, deep: int) -> dict[str, Any]:
     trace, statements, time per step, cProfile, and the cost of a long task's context."""
     from psycopg import pq
 
-    from django.db import connection
-
     from agents.models import Task
     from agents.services import task_cancel, task_submit
     from agents.tasks import advance_task
+    from config.connection import connection
     from tenants.models import Tenant
 
     tenant = Tenant.objects.get(schema_name=schema)
@@ -566,9 +637,8 @@ def anatomy(schema: str, tasks: int, steps: int, deep: int) -> dict[str, Any]:
 
 class Runs:
     def __init__(self, schema: str, worker: Worker, db: BenchDatabase) -> None:
-        from django.db import connection
-
         from bench.steps_tasks import broker
+        from config.connection import connection
         from tenants.models import Tenant
 
         self.schema, self.worker, self.db = schema, worker, db
@@ -577,7 +647,7 @@ class Runs:
         connection.set_tenant(self.tenant)
 
     def _tenant(self) -> None:
-        from django.db import connection
+        from config.connection import connection
 
         connection.set_tenant(self.tenant)
 
@@ -592,8 +662,9 @@ class Runs:
         for _ in range(n):
             noop.apply_async(kwargs={"key": key, "total": n}, queue="steps")
         sent = time.time() - t0
-        wait_until(lambda: self.redis.exists(f"{key}:done") > 0, what=f"{n} no-op tasks", worker=self.worker,
-                   timeout=timeout)
+        wait_until(
+            lambda: self.redis.exists(f"{key}:done") > 0, what=f"{n} no-op tasks", worker=self.worker, timeout=timeout
+        )
         cpu = meter.stop()
         seconds = float(self.redis.get(f"{key}:done")) - t0
         self.redis.delete(key, f"{key}:done")
@@ -609,8 +680,12 @@ class Runs:
         t0 = time.time()
         for _ in range(chains):
             noop_chain.apply_async(kwargs={"key": key, "index": 0, "total": links, "grand": total}, queue="steps")
-        wait_until(lambda: self.redis.exists(f"{key}:done") > 0, what=f"{chains} no-op chains", worker=self.worker,
-                   timeout=timeout)
+        wait_until(
+            lambda: self.redis.exists(f"{key}:done") > 0,
+            what=f"{chains} no-op chains",
+            worker=self.worker,
+            timeout=timeout,
+        )
         cpu = meter.stop()
         seconds = float(self.redis.get(f"{key}:done")) - t0
         self.redis.delete(key, f"{key}:done")
@@ -622,8 +697,7 @@ class Runs:
 
         key = f"bench:serial:{uuid.uuid4().hex}"
         noop_chain.apply_async(kwargs={"key": key, "index": 0, "total": links, "grand": 0}, queue="steps")
-        wait_until(lambda: self.redis.llen(key) >= links, what="the no-op chain", worker=self.worker,
-                   timeout=timeout)
+        wait_until(lambda: self.redis.llen(key) >= links, what="the no-op chain", worker=self.worker, timeout=timeout)
         stamps = [float(v) for v in self.redis.lrange(key, 0, -1)]
         self.redis.delete(key)
         return [(b - a) * 1000 for a, b in itertools.pairwise(stamps)]
@@ -655,8 +729,9 @@ class Runs:
             return Task.objects.filter(pk__in=ids, state__in=FINAL_STATES).count() == len(ids)
 
         wait_until(done, what=f"{len(ids)} governed tasks", worker=self.worker, timeout=timeout, interval=interval)
-        bad = list(Task.objects.filter(pk__in=ids).exclude(state="verified")
-                   .values_list("pk", "state", "last_error")[:5])
+        bad = list(
+            Task.objects.filter(pk__in=ids).exclude(state="verified").values_list("pk", "state", "last_error")[:5]
+        )
         if bad:
             raise RuntimeError(f"governed tasks did not finish cleanly: {bad}")
 
@@ -678,8 +753,15 @@ class Runs:
             raise RuntimeError(f"expected {tasks * steps} steps and effects, found {made} steps, {effects} effects")
         seconds = end - t0
         messages = tasks * (steps + 1)
-        return {"tasks": tasks, "steps": made, "messages": messages, "seconds": seconds, "per_s": made / seconds,
-                "messages_per_s": messages / seconds, **cpu}
+        return {
+            "tasks": tasks,
+            "steps": made,
+            "messages": messages,
+            "seconds": seconds,
+            "per_s": made / seconds,
+            "messages_per_s": messages / seconds,
+            **cpu,
+        }
 
     def governed_serial(self, tasks: int, steps: int, timeout: float = 120) -> list[float]:
         """Intervals (ms) between consecutive steps of one task; tasks one after the other."""
@@ -690,8 +772,10 @@ class Runs:
         for _ in range(tasks):
             ids, _ = self._submit("bench-loop", 1)
             self._wait_final(ids, timeout, interval=0.01)
-            stamps = [s.timestamp() for s in Step.objects.filter(task_id=ids[0]).order_by("index")
-                      .values_list("created_at", flat=True)]
+            stamps = [
+                s.timestamp()
+                for s in Step.objects.filter(task_id=ids[0]).order_by("index").values_list("created_at", flat=True)
+            ]
             intervals += [(b - a) * 1000 for a, b in itertools.pairwise(stamps)]
         return intervals
 
@@ -715,8 +799,9 @@ class Runs:
             self._tenant()
             request = ApprovalRequest.objects.get(task_id=tid, status=ApprovalStatus.PENDING)
             t_call = time.time()
-            approval_decide(approval_id=request.pk, user=user, verdict="approve", note="bench",
-                            seen_hash=request.action_hash)
+            approval_decide(
+                approval_id=request.pk, user=user, verdict="approve", note="bench", seen_hash=request.action_hash
+            )
             t_ret = time.time()
             self._wait_final([tid], timeout, interval=0.005)
             step = Step.objects.get(task_id=tid, index=request.step_index)
@@ -756,8 +841,10 @@ def worker_profile(runs: Runs, profile_dir: Path, tasks: int, steps: int) -> dic
 
 
 def fmt_dist(values: list[float]) -> str:
-    return (f"p50 {p50(values):7.2f}  p90 {pct(values, 90):7.2f}  p99 {pct(values, 99):7.2f}  "
-            f"max {max(values):7.2f}  (n={len(values)})")
+    return (
+        f"p50 {p50(values):7.2f}  p90 {pct(values, 90):7.2f}  p99 {pct(values, 99):7.2f}  "
+        f"max {max(values):7.2f}  (n={len(values)})"
+    )
 
 
 def verdict(ok: bool) -> str:
@@ -778,26 +865,41 @@ def others_share(r: dict[str, Any]) -> float:
 
 def cpu_text(r: dict[str, Any], units: int, unit: str) -> str:
     ours = (r["worker_cpu_s"] + r["pg_cpu_s"]) / r["wall_s"] / (os.cpu_count() or 1)
-    return (f"CPU per {unit}: worker {r['worker_cpu_s'] / units * 1e3:.2f} ms + PostgreSQL "
-            f"{r['pg_cpu_s'] / units * 1e3:.2f} ms; {os.cpu_count()} cores busy {r['machine_busy'] * 100:.0f}%, "
-            f"{ours * 100:.0f}% by those, {others_share(r) * 100:.0f}% by everything else")
+    return (
+        f"CPU per {unit}: worker {r['worker_cpu_s'] / units * 1e3:.2f} ms + PostgreSQL "
+        f"{r['pg_cpu_s'] / units * 1e3:.2f} ms; {os.cpu_count()} cores busy {r['machine_busy'] * 100:.0f}%, "
+        f"{ours * 100:.0f}% by those, {others_share(r) * 100:.0f}% by everything else"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes; finishes in under a minute")
-    parser.add_argument("--profile", action="store_true",
-                        help="also run governed steps on a cProfiled worker and print where the time goes")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="throughput runs of each kind, median kept (3; 1 quick)")
-    parser.add_argument("--concurrency", type=int, default=None,
-                        help="worker pool size (-c); default: the project's CELERY_WORKER_CONCURRENCY")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also run governed steps on a cProfiled worker and print where the time goes",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="throughput runs of each kind, median kept (3; 1 quick)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="worker pool size (-c); default: the project's CELERY_WORKER_CONCURRENCY",
+    )
     parser.add_argument("--db-name", default="vigil_bench_steps", help="scratch database (must start with vigil_bench)")
-    parser.add_argument("--redis-url", default=None,
-                        help="broker to use instead of a private redis-server (its database is flushed!)")
+    parser.add_argument(
+        "--redis-url", default=None, help="broker to use instead of a private redis-server (its database is flushed!)"
+    )
     parser.add_argument("--keep-db", action="store_true", help="do not drop the scratch database at the end")
-    parser.add_argument("--dump-profiles", metavar="DIR", default=None,
-                        help="write the cProfile data (in-process, and worker with --profile) to DIR for pstats")
+    parser.add_argument(
+        "--dump-profiles",
+        metavar="DIR",
+        default=None,
+        help="write the cProfile data (in-process, and worker with --profile) to DIR for pstats",
+    )
     parser.add_argument("--lock-wait", type=float, default=600, help="seconds to wait for another benchmark")
     args = parser.parse_args(argv)
     if not BENCH_DB_RE.match(args.db_name):
@@ -814,9 +916,16 @@ def main(argv: list[str] | None = None) -> int:
     probe_deep = 300  # the long task (long_task_step_ratio): the same in quick runs
 
     _, bench_url, maint_url = db_urls(args.db_name)
-    os.environ.update({"DATABASE_URL": bench_url, "DATABASE_OWNER_URL": bench_url, "VIGIL_ENV": "development",
-                       "DJANGO_SETTINGS_MODULE": "config.settings",
-                       "VIGIL_LOG_LEVEL": "WARNING", "VIGIL_SPARE_POOL_SIZE": "1"})
+    os.environ.update(
+        {
+            "DATABASE_URL": bench_url,
+            "DATABASE_OWNER_URL": bench_url,
+            "VIGIL_ENV": "development",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "VIGIL_LOG_LEVEL": "WARNING",
+            "VIGIL_SPARE_POOL_SIZE": "1",
+        }
+    )
     os.environ.pop("BENCH_STEPS_PROFILE", None)
 
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -840,8 +949,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update({"REDIS_URL": redis_url, "CELERY_BROKER_URL": redis_url})
         worker_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         say(f"== Vigil benchmark: governed steps vs bare Celery ({'quick' if quick else 'full'}) ==")
-        say(f"database {args.db_name} on {urllib.parse.urlsplit(bench_url).netloc} (created for this run, "
-            f"{'kept' if args.keep_db else 'dropped'} at the end); broker {redis_url} ({redis_note})")
+        say(
+            f"database {args.db_name} on {urllib.parse.urlsplit(bench_url).netloc} (created for this run, "
+            f"{'kept' if args.keep_db else 'dropped'} at the end); broker {redis_url} ({redis_note})"
+        )
         db.create()
         import redis
 
@@ -852,20 +963,25 @@ def main(argv: list[str] | None = None) -> int:
 
         django.setup()
         from django.conf import settings
-        from django.db import connection, connections
+        from django.db import connections
 
         import bench.steps_tasks  # noqa: F401  (registers the bench blueprints and tasks)
+        from config.connection import connection
 
         args.concurrency = args.concurrency or settings.CELERY_WORKER_CONCURRENCY
         progress("setup: shared migrations, warm pool of 1, provisioning one tenant ...")
         setup = setup_tenant()
         schema = setup["tenant"].schema_name
         res["setup"] = setup
-        say(f"  migrate {setup['migrate_s']:.1f} s, spare {setup['spare_s']:.1f} s, provision "
-            f"{setup['provision_ms']:.0f} ms (tenant {schema})")
+        say(
+            f"  migrate {setup['migrate_s']:.1f} s, spare {setup['spare_s']:.1f} s, provision "
+            f"{setup['provision_ms']:.0f} ms (tenant {schema})"
+        )
 
-        progress(f"anatomy of a governed step, in this process ({2 * probe_tasks + 1} tasks x {tp_steps} steps, "
-                 f"one of {probe_deep + 20}) ...")
+        progress(
+            f"anatomy of a governed step, in this process ({2 * probe_tasks + 1} tasks x {tp_steps} steps, "
+            f"one of {probe_deep + 20}) ..."
+        )
         res["anatomy"] = anatomy(schema, probe_tasks, tp_steps, probe_deep)
         if args.dump_profiles:
             Path(args.dump_profiles).mkdir(parents=True, exist_ok=True)
@@ -877,24 +993,30 @@ def main(argv: list[str] | None = None) -> int:
         workers.append(worker)
         worker.start()
         runs = Runs(schema, worker, db)
-        progress(f"worker: celery -A config worker -Q steps -c {args.concurrency} -P prefork (acks_late="
+        progress(
+            f"worker: celery -A config worker -Q steps -c {args.concurrency} -P prefork (acks_late="
             f"{settings.CELERY_TASK_ACKS_LATE}, prefetch x{settings.CELERY_WORKER_PREFETCH_MULTIPLIER}, "
-            f"CELERY_DB_REUSE_MAX={settings.CELERY_DB_REUSE_MAX}); warming up ...")
+            f"CELERY_DB_REUSE_MAX={settings.CELERY_DB_REUSE_MAX}); warming up ..."
+        )
         runs.noop_burst(200, timeout=90)  # readiness: the worker consumes
         runs.governed(4, 10)
         runs.noop_chains(4, 10)
 
         burst, chains, gov = [], [], []
         for rep in range(repeats):
-            progress(f"throughput run {rep + 1}/{repeats}: {noop_n} no-ops; {tp_tasks} no-op chains x {tp_steps}; "
-                f"{tp_tasks} governed tasks x {tp_steps} steps ...")
+            progress(
+                f"throughput run {rep + 1}/{repeats}: {noop_n} no-ops; {tp_tasks} no-op chains x {tp_steps}; "
+                f"{tp_tasks} governed tasks x {tp_steps} steps ..."
+            )
             burst.append(runs.noop_burst(noop_n))
             chains.append(runs.noop_chains(tp_tasks, tp_steps))
             gov.append(runs.governed(tp_tasks, tp_steps))
         res["burst"], res["chains"], res["gov"] = median_run(burst), median_run(chains), median_run(gov)
 
-        progress(f"latency: one no-op chain of {serial_links}, {serial_tasks} governed tasks x {serial_steps} steps "
-            f"one at a time ...")
+        progress(
+            f"latency: one no-op chain of {serial_links}, {serial_tasks} governed tasks x {serial_steps} steps "
+            f"one at a time ..."
+        )
         res["noop_serial"] = runs.noop_serial(serial_links)
         res["gov_serial"] = runs.governed_serial(serial_tasks, serial_steps)
         progress(f"approve -> resume: {approvals_n} tasks ...")
@@ -905,8 +1027,9 @@ def main(argv: list[str] | None = None) -> int:
             profile_dir = logdir / "profile"
             profile_dir.mkdir()
             progress("profiled worker: one more governed run under cProfile ...")
-            pworker = Worker({**worker_env, "BENCH_STEPS_PROFILE": str(profile_dir)}, logdir / "worker-profile.log",
-                             args.concurrency)
+            pworker = Worker(
+                {**worker_env, "BENCH_STEPS_PROFILE": str(profile_dir)}, logdir / "worker-profile.log", args.concurrency
+            )
             workers.append(pworker)
             pworker.start()
             prof_runs = Runs(schema, pworker, db)
@@ -955,78 +1078,108 @@ def main(argv: list[str] | None = None) -> int:
     fsync_off = server["fsync"] != "on" or server["synchronous_commit"] == "off"
 
     say()
-    say(f"PostgreSQL {server['server_version']}: SHOW fsync = {server['fsync']}; synchronous_commit="
+    say(
+        f"PostgreSQL {server['server_version']}: SHOW fsync = {server['fsync']}; synchronous_commit="
         f"{server['synchronous_commit']} full_page_writes={server['full_page_writes']} "
-        f"shared_buffers={server['shared_buffers']}")
+        f"shared_buffers={server['shared_buffers']}"
+    )
     if fsync_off:
-        say("  NOTE: durability is off on this server (`config.services start --fast`): commits do not wait for "
-            "the disk, so the governed numbers are optimistic.")
-    say(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; load average "
-        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min; other work on the machine skews the numbers)")
+        say(
+            "  NOTE: durability is off on this server (`config.services start --fast`): commits do not wait for "
+            "the disk, so the governed numbers are optimistic."
+        )
+    say(
+        f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; load average "
+        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min; other work on the machine skews the numbers)"
+    )
     busy_elsewhere = max(others_share(gov), others_share(chains))
     if busy_elsewhere > 0.25:
-        say(f"  WARNING: {busy_elsewhere * 100:.0f}% of the machine's CPU went to other processes during the governed "
-            f"or chained runs (tests?): every number below is pessimistic; rerun on a quiet machine.")
+        say(
+            f"  WARNING: {busy_elsewhere * 100:.0f}% of the machine's CPU went to other processes during the governed "
+            f"or chained runs (tests?): every number below is pessimistic; rerun on a quiet machine."
+        )
     say()
+
     def runs_txt(r: dict[str, Any]) -> str:
         return "" if len(r["all_per_s"]) == 1 else "  runs " + ", ".join(f"{v:.0f}" for v in r["all_per_s"])
 
     say(f"Throughput (one worker, -c {args.concurrency} prefork, same settings for every run; median of {repeats})")
-    say(f"  bare Celery no-op, sent from here     {burst['n']:5d} tasks         {burst['seconds']:6.2f} s "
-        f"{burst['per_s']:7.0f} tasks/s{runs_txt(burst)}")
+    say(
+        f"  bare Celery no-op, sent from here     {burst['n']:5d} tasks         {burst['seconds']:6.2f} s "
+        f"{burst['per_s']:7.0f} tasks/s{runs_txt(burst)}"
+    )
     say(f"      (sending took {burst['send_s']:.2f} s; {cpu_text(burst, burst['n'], 'task')})")
-    say(f"  no-op chains (next sent by the task)  {tp_tasks} x {tp_steps} = {chains['n']:5d}   "
-        f"{chains['seconds']:6.2f} s {chains['per_s']:7.0f} tasks/s{runs_txt(chains)}")
+    say(
+        f"  no-op chains (next sent by the task)  {tp_tasks} x {tp_steps} = {chains['n']:5d}   "
+        f"{chains['seconds']:6.2f} s {chains['per_s']:7.0f} tasks/s{runs_txt(chains)}"
+    )
     say(f"      ({cpu_text(chains, chains['n'], 'task')})")
-    say(f"  governed steps (send_reply + effect + outbox + step + audit)  {tp_tasks} x {tp_steps} = "
+    say(
+        f"  governed steps (send_reply + effect + outbox + step + audit)  {tp_tasks} x {tp_steps} = "
         f"{gov['steps']} steps, {gov['messages']} messages   {gov['seconds']:6.2f} s {gov['per_s']:7.0f} steps/s "
-        f"({gov['messages_per_s']:.0f} messages/s){runs_txt(gov)}")
+        f"({gov['messages_per_s']:.0f} messages/s){runs_txt(gov)}"
+    )
     say(f"      ({cpu_text(gov, gov['steps'], 'step')})")
-    say(f"  ratio governed / bare no-op: {ratio:.2f}   (governed / no-op chains: "
-        f"{gov['per_s'] / chains['per_s']:.2f})")
+    say(f"  ratio governed / bare no-op: {ratio:.2f}   (governed / no-op chains: {gov['per_s'] / chains['per_s']:.2f})")
     cores = os.cpu_count() or 1
 
     def ceiling(r: dict[str, Any], units: int) -> float:
         return cores / ((r["worker_cpu_s"] + r["pg_cpu_s"]) / units)
 
-    say(f"  CPU-bound ceilings on {cores} cores (cores / CPU per unit of worker + PostgreSQL): no-op "
+    say(
+        f"  CPU-bound ceilings on {cores} cores (cores / CPU per unit of worker + PostgreSQL): no-op "
         f"{ceiling(burst, burst['n']):.0f}/s (its sender runs in this process, not counted), no-op chains "
-        f"{ceiling(chains, chains['n']):.0f}/s, governed {ceiling(gov, gov['steps']):.0f} steps/s")
+        f"{ceiling(chains, chains['n']):.0f}/s, governed {ceiling(gov, gov['steps']):.0f} steps/s"
+    )
     say()
     say("Latency per step, one chain at a time (interval between consecutive steps = one full cycle), ms")
     say(f"  no-op chain      {fmt_dist(noop_lat)}")
     say(f"  governed step    {fmt_dist(gov_lat)}")
     say(f"  added            p50 {added_p50:7.2f}  p99 {added_p99:7.2f}   (governed minus no-op, per percentile)")
     say()
-    say("Approve -> resume, ms (approval_decide returned: committed, message sent -> Step of the approved action "
-        "created by the worker)")
+    say(
+        "Approve -> resume, ms (approval_decide returned: committed, message sent -> Step of the approved action "
+        "created by the worker)"
+    )
     say(f"  resume           {fmt_dist(appr['resume_ms'])}")
     say(f"  approval_decide  {fmt_dist(appr['decide_ms'])}  (the call itself)")
     say(f"  -> task verified {fmt_dist(appr['finish_ms'])}  (resumed step + finishing step)")
     say()
-    say(f"Anatomy of a governed step, in this process without Celery ({ana['tasks']} tasks x {ana['steps']} "
-        f"steps, message by message)")
+    say(
+        f"Anatomy of a governed step, in this process without Celery ({ana['tasks']} tasks x {ana['steps']} "
+        f"steps, message by message)"
+    )
     kinds = Counter(_short(sql) for sql in ana["steady_sent"])
-    say(f"  SQL round trips per step: {ana['steady_trips']} (libpq trace, step index 5; the first step of a task, "
-        f"with the ASSIGNED->ACKED->IN_PROGRESS transitions: {ana['first_trips']})")
+    say(
+        f"  SQL round trips per step: {ana['steady_trips']} (libpq trace, step index 5; the first step of a task, "
+        f"with the ASSIGNED->ACKED->IN_PROGRESS transitions: {ana['first_trips']})"
+    )
     for text, count in kinds.items():
         say(f"    {count} x {text}")
-    say("  client-observed time per statement (execute_wrapper around cursor.execute: psycopg + round trip + "
-        "server; not SQL compilation or row decoding), p50 over one task's tool steps, us:")
+    say(
+        "  client-observed time per statement (execute_wrapper around cursor.execute: psycopg + round trip + "
+        "server; not SQL compilation or row decoding), p50 over one task's tool steps, us:"
+    )
     for kind, values in ana["statement_us"].items():
         say(f"    {p50(values):7.0f}  {kind}")
     say(f"    {sum(p50(v) for v in ana['statement_us'].values()):7.0f}  total (BEGIN and COMMIT not included)")
-    say(f"  one bare round trip (SELECT 1, measured just before): psycopg p50 {p50(ana['rt_raw_us']):.0f} us, "
+    say(
+        f"  one bare round trip (SELECT 1, measured just before): psycopg p50 {p50(ana['rt_raw_us']):.0f} us, "
         f"through a Django cursor p50 {p50(ana['rt_django_us']):.0f} us -> {ana['steady_trips']} round trips ~ "
-        f"{ana['steady_trips'] * p50(ana['rt_raw_us']) / 1000:.1f} ms of wire time per step")
+        f"{ana['steady_trips'] * p50(ana['rt_raw_us']) / 1000:.1f} ms of wire time per step"
+    )
     say(f"  time per tool step     {fmt_dist(ana['step_ms'])}")
     say(f"  first step of a task   {fmt_dist(ana['first_ms'])}")
     say(f"  finishing message      {fmt_dist(ana['finish_ms'])}")
     say(f"  long task, steps 1-20:    {fmt_dist(ana['early_step_ms'])}")
-    say(f"  long task, steps {ana['late_index']}-{ana['late_index'] + 19}: {fmt_dist(ana['late_step_ms'])}  "
-        f"(p50 ratio {long_ratio:.2f}; the snapshot reads the latest step of each action only)")
-    say(f"  cProfile ({ana['profiled_messages']} messages; the profiler inflates absolute numbers ~2-3x, read the "
-        f"shares), cumulative ms per message:")
+    say(
+        f"  long task, steps {ana['late_index']}-{ana['late_index'] + 19}: {fmt_dist(ana['late_step_ms'])}  "
+        f"(p50 ratio {long_ratio:.2f}; the snapshot reads the latest step of each action only)"
+    )
+    say(
+        f"  cProfile ({ana['profiled_messages']} messages; the profiler inflates absolute numbers ~2-3x, read the "
+        f"shares), cumulative ms per message:"
+    )
     for label, ms, calls in profile_breakdown(ana["profile"], ana["profiled_messages"]):
         say(f"    {label:54} {ms:7.3f}   {'' if calls != calls else f'{calls:5.1f} calls'}")
     say("  top self time, ms per message:")
@@ -1036,8 +1189,10 @@ def main(argv: list[str] | None = None) -> int:
         wp = res["wprofile"]
         msgs = wp["run"]["messages"]
         say()
-        say(f"Worker-side cProfile (pool children, {wp['run']['steps']} steps / {msgs} messages, "
-            f"{wp['run']['per_s']:.0f} steps/s under the profiler), cumulative ms per message:")
+        say(
+            f"Worker-side cProfile (pool children, {wp['run']['steps']} steps / {msgs} messages, "
+            f"{wp['run']['per_s']:.0f} steps/s under the profiler), cumulative ms per message:"
+        )
         for label, ms, calls in profile_breakdown(wp["stats"], msgs, WORKER_FUNCS):
             say(f"    {label:54} {ms:7.3f}   {'' if calls != calls else f'{calls:5.1f} calls'}")
         say("  top self time, ms per message:")
@@ -1049,33 +1204,40 @@ def main(argv: list[str] | None = None) -> int:
         ("added latency p50 <= 5 ms", added_p50 <= TARGETS["added_p50_ms"], f"{added_p50:.2f} ms"),
         ("added latency p99 <= 25 ms", added_p99 <= TARGETS["added_p99_ms"], f"{added_p99:.2f} ms"),
         ("approve -> resume p50 < 50 ms", resume_p50 < TARGETS["approve_resume_p50_ms"], f"{resume_p50:.2f} ms"),
-        (f"step {ana['late_index']} / step 1 p50 <= 1.2", long_ratio <= TARGETS["long_task_step_ratio"],
-         f"{long_ratio:.2f}"),
+        (
+            f"step {ana['late_index']} / step 1 p50 <= 1.2",
+            long_ratio <= TARGETS["long_task_step_ratio"],
+            f"{long_ratio:.2f}",
+        ),
     ]
     say("Targets")
     for label, ok, value in checks:
         say(f"  {verdict(ok):6}  {label:40} {value}")
     say(f"total run time {total_s:.1f} s")
-    say(json.dumps({
-        "celery_noop_per_s": round(burst["per_s"], 1),
-        "governed_steps_per_s": round(gov["per_s"], 1),
-        "step_ratio": round(ratio, 3),
-        "added_p50_ms": round(added_p50, 2),
-        "added_p99_ms": round(added_p99, 2),
-        "approve_resume_p50_ms": round(resume_p50, 2),
-        "approve_resume_p99_ms": round(pct(appr["resume_ms"], 99), 2),
-        "noop_chain_per_s": round(chains["per_s"], 1),
-        "noop_step_p50_ms": round(p50(noop_lat), 2),
-        "governed_step_p50_ms": round(p50(gov_lat), 2),
-        "sql_round_trips_per_step": ana["steady_trips"],
-        "long_task_step_ratio": round(long_ratio, 3),
-        "quick": quick,
-        "worker_concurrency": args.concurrency,
-        "fsync": server["fsync"],
-        "targets_met": all(ok for _, ok, _ in checks),
-        "load_before": round(load_before[0], 2),
-        "cpu_elsewhere": round(busy_elsewhere, 2),
-    }))
+    say(
+        json.dumps(
+            {
+                "celery_noop_per_s": round(burst["per_s"], 1),
+                "governed_steps_per_s": round(gov["per_s"], 1),
+                "step_ratio": round(ratio, 3),
+                "added_p50_ms": round(added_p50, 2),
+                "added_p99_ms": round(added_p99, 2),
+                "approve_resume_p50_ms": round(resume_p50, 2),
+                "approve_resume_p99_ms": round(pct(appr["resume_ms"], 99), 2),
+                "noop_chain_per_s": round(chains["per_s"], 1),
+                "noop_step_p50_ms": round(p50(noop_lat), 2),
+                "governed_step_p50_ms": round(p50(gov_lat), 2),
+                "sql_round_trips_per_step": ana["steady_trips"],
+                "long_task_step_ratio": round(long_ratio, 3),
+                "quick": quick,
+                "worker_concurrency": args.concurrency,
+                "fsync": server["fsync"],
+                "targets_met": all(ok for _, ok, _ in checks),
+                "load_before": round(load_before[0], 2),
+                "cpu_elsewhere": round(busy_elsewhere, 2),
+            }
+        )
+    )
     return 0
 
 

@@ -60,8 +60,7 @@ def noop_chain(*, key: str, index: int, total: int, grand: int = 0) -> None:
     else:
         broker().rpush(key, repr(time.time()))
     if index + 1 < total:
-        noop_chain.apply_async(kwargs={"key": key, "index": index + 1, "total": total, "grand": grand},
-                               queue="steps")
+        noop_chain.apply_async(kwargs={"key": key, "index": index + 1, "total": total, "grand": grand}, queue="steps")
 
 
 # ------------------------------------------------------------------------------- blueprints
@@ -74,9 +73,12 @@ class BenchLoopAgent(BaseAgent):
     description = "Benchmark only: one send_reply (a safe, side-effecting tool) per step, `steps` times."
     default_config = {"steps": 10, "max_iterations": 10_000}
     config_schema = {
-        "type": "object", "additionalProperties": False,
-        "properties": {"steps": {"type": "integer", "minimum": 1, "maximum": 100_000},
-                       "max_iterations": {"type": "integer", "minimum": 1}},
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "steps": {"type": "integer", "minimum": 1, "maximum": 100_000},
+            "max_iterations": {"type": "integer", "minimum": 1},
+        },
     }
     input_schema = ANY_OBJECT
     output_schema = {"type": "object", "required": ["steps"], "properties": {"steps": {"type": "integer"}}}
@@ -85,9 +87,15 @@ class BenchLoopAgent(BaseAgent):
     def plan(self, ctx: StepContext) -> Decision:
         done = ctx.count
         if done < int(self.config["steps"]):
-            return Decision.tool("send_reply", {"to": "bench@example.com", "subject": f"bench step {done}",
-                                                "body": f"Reply number {done} of a benchmark task."},
-                                 reasoning="benchmark step")
+            return Decision.tool(
+                "send_reply",
+                {
+                    "to": "bench@example.com",
+                    "subject": f"bench step {done}",
+                    "body": f"Reply number {done} of a benchmark task.",
+                },
+                reasoning="benchmark step",
+            )
         return Decision.finish({"steps": done})
 
 
@@ -95,8 +103,11 @@ class BenchApprovalAgent(BaseAgent):
     name = "bench_approval"
     description = "Benchmark only: one refund that waits for a reviewer, then finish."
     default_config = {"max_iterations": 5}
-    config_schema = {"type": "object", "additionalProperties": False,
-                     "properties": {"max_iterations": {"type": "integer", "minimum": 1}}}
+    config_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"max_iterations": {"type": "integer", "minimum": 1}},
+    }
     input_schema = ANY_OBJECT
     output_schema = {"type": "object", "required": ["refunded"], "properties": {"refunded": {"type": "boolean"}}}
     tools = ("issue_refund",)
@@ -104,8 +115,11 @@ class BenchApprovalAgent(BaseAgent):
     def plan(self, ctx: StepContext) -> Decision:
         refund = ctx.step("issue_refund")
         if refund is None:
-            return Decision.tool("issue_refund", {"order_id": f"B-{ctx.task_input.get('n', 0)}", "amount": 10.0,
-                                                  "currency": "EUR"}, reasoning="benchmark refund")
+            return Decision.tool(
+                "issue_refund",
+                {"order_id": f"B-{ctx.task_input.get('n', 0)}", "amount": 10.0, "currency": "EUR"},
+                reasoning="benchmark refund",
+            )
         return Decision.finish({"refunded": refund.decision == "approved"})
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+
+from config.connection import connection
 
 
 class PreparedCursor:

@@ -40,8 +40,9 @@ def owner_connection() -> Iterator[None]:
         yield
         return
     if conn.in_atomic_block:
-        raise OwnerConnectionError("schema changes run as the database owner, on a connection of their own: "
-                                   "call this outside any transaction")
+        raise OwnerConnectionError(
+            "schema changes run as the database owner, on a connection of their own: call this outside any transaction"
+        )
     saved = conn.settings_dict
     conn.close()
     # A new dict for this thread's connection only: settings.DATABASES stays the application's.

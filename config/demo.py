@@ -22,8 +22,9 @@ ADMIN = "admin@acme.localhost"
 
 
 def manage(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PY, "manage.py", *args], cwd=BASE_DIR, env=env, check=check, text=True,
-                          capture_output=not check)
+    return subprocess.run(
+        [PY, "manage.py", *args], cwd=BASE_DIR, env=env, check=check, text=True, capture_output=not check
+    )
 
 
 def main() -> int:
@@ -38,24 +39,69 @@ def main() -> int:
 
     listed = manage("list_tenants", "--json", env=env, check=False)
     if f'"{TENANT_DOMAIN}"' not in listed.stdout:
-        manage("provision_tenant", "--name", "Acme Support", "--domain", TENANT_DOMAIN, "--tier", "professional",
-               "--admin-email", ADMIN, "--admin-password", DEMO_PASSWORD, "--demo", env=env)
+        manage(
+            "provision_tenant",
+            "--name",
+            "Acme Support",
+            "--domain",
+            TENANT_DOMAIN,
+            "--tier",
+            "professional",
+            "--admin-email",
+            ADMIN,
+            "--admin-password",
+            DEMO_PASSWORD,
+            "--demo",
+            env=env,
+        )
     operator_env = {**env, "DJANGO_SUPERUSER_PASSWORD": DEMO_PASSWORD}
-    manage("createsuperuser", "--noinput", "--username", OPERATOR, "--email", OPERATOR, env=operator_env,
-           check=False)  # exists already on a second run
+    manage(
+        "createsuperuser", "--noinput", "--username", OPERATOR, "--email", OPERATOR, env=operator_env, check=False
+    )  # exists already on a second run
 
     procs = {
-        "web": subprocess.Popen([PY, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-                                 "--port", port, "--workers", web_workers, "--no-access-log"],
-                                cwd=BASE_DIR, env=env),
-        "worker": subprocess.Popen([PY, "-m", "celery", "-A", "config", "worker", "-Q", "steps,housekeeping",
-                                    "--loglevel", "INFO"], cwd=BASE_DIR, env=env),
-        "beat": subprocess.Popen([PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
-                                  "--schedule", str(BASE_DIR / ".run" / "celerybeat-schedule")],
-                                 cwd=BASE_DIR, env=env),
+        "web": subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--workers",
+                web_workers,
+                "--no-access-log",
+            ],
+            cwd=BASE_DIR,
+            env=env,
+        ),
+        "worker": subprocess.Popen(
+            [PY, "-m", "celery", "-A", "config", "worker", "-Q", "steps,housekeeping", "--loglevel", "INFO"],
+            cwd=BASE_DIR,
+            env=env,
+        ),
+        "beat": subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(BASE_DIR / ".run" / "celerybeat-schedule"),
+            ],
+            cwd=BASE_DIR,
+            env=env,
+        ),
     }
     time.sleep(2)
-    print(f"""
+    print(
+        f"""
 == Vigil demo is running ==
   Tenant admin (Acme):  http://{TENANT_DOMAIN}:{port}/admin/
       admin     {ADMIN} / {DEMO_PASSWORD}
@@ -67,7 +113,9 @@ def main() -> int:
   Health:               http://localhost:{port}/healthz   http://localhost:{port}/readyz
   Processes: web (uvicorn, {web_workers} workers), celery worker (queues steps, housekeeping), celery beat
   Ctrl-C stops them; `make services-stop` stops PostgreSQL and Redis.
-""", flush=True)
+""",
+        flush=True,
+    )
 
     def stop(*_: object) -> None:
         for proc in procs.values():

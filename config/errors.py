@@ -22,9 +22,17 @@ API_PREFIX = "/api/"
 # What a client should wait before retrying while the database is unreachable.
 RETRY_AFTER_SECONDS = 5
 # The `code` of an error response that Django (not a view) produced, by HTTP status.
-STATUS_CODES = {400: "bad_request", 401: "not_authenticated", 403: "permission_denied", 404: "not_found",
-                405: "method_not_allowed", 413: "request_too_large", 429: "throttled", 500: "server_error",
-                503: "unavailable"}
+STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    429: "throttled",
+    500: "server_error",
+    503: "unavailable",
+}
 # SQLSTATEs of a server that is going away, not accepting connections yet or full; without a
 # SQLSTATE, psycopg failed on the client side (refused, reset, closed connection).
 _UNAVAILABLE_SQLSTATES = {"53300", "57P01", "57P02", "57P03"}
@@ -61,10 +69,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = drf_exceptions.PermissionDenied(*exc.args)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, drf_exceptions.APIException):
-        response.data = {"code": exc.get_codes() if isinstance(exc.get_codes(), str) else "error",
-                         "detail": str(exc.detail), "extra": {}}
-    if response is not None and isinstance(exc, (drf_exceptions.NotAuthenticated,
-                                                 drf_exceptions.AuthenticationFailed)):
+        response.data = {
+            "code": exc.get_codes() if isinstance(exc.get_codes(), str) else "error",
+            "detail": str(exc.detail),
+            "extra": {},
+        }
+    if response is not None and isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
         # DRF turns these into 403 when the first authenticator (session) has no challenge;
         # token clients must get 401 to tell missing or bad credentials from a refused role.
         response.status_code = http.HTTP_401_UNAUTHORIZED
@@ -76,8 +86,9 @@ def is_api_request(request: HttpRequest) -> bool:
     return request.path_info.startswith(API_PREFIX)
 
 
-def error_response(request: HttpRequest, *, status: int, code: str, detail: str,
-                   headers: dict[str, str] | None = None) -> HttpResponse:
+def error_response(
+    request: HttpRequest, *, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> HttpResponse:
     """The error shape on API paths; plain text elsewhere (pages keep Django's own look)."""
     if is_api_request(request):
         return JsonResponse({"code": code, "detail": detail, "extra": {}}, status=status, headers=headers)
@@ -86,8 +97,9 @@ def error_response(request: HttpRequest, *, status: int, code: str, detail: str,
 
 def status_error_response(request: HttpRequest, status: int) -> HttpResponse:
     """An error response for a bare status, with the standard phrase as its detail."""
-    return error_response(request, status=status, code=STATUS_CODES.get(status, "error"),
-                          detail=STATUS_PHRASES.get(status, "Error"))
+    return error_response(
+        request, status=status, code=STATUS_CODES.get(status, "error"), detail=STATUS_PHRASES.get(status, "Error")
+    )
 
 
 def database_unavailable(exc: BaseException) -> bool:
@@ -103,6 +115,10 @@ def database_unavailable(exc: BaseException) -> bool:
 
 def database_unavailable_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
     logger.warning("database.unavailable", extra={"path": request.path, "error": type(exc).__name__})
-    return error_response(request, status=503, code="database_unavailable",
-                          detail="The database is unavailable; retry in a few seconds.",
-                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return error_response(
+        request,
+        status=503,
+        code="database_unavailable",
+        detail="The database is unavailable; retry in a few seconds.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )

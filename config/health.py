@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 import redis
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from kombu import Connection
+
+from config.connection import connection
 
 logger = logging.getLogger(__name__)
 

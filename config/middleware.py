@@ -44,24 +44,29 @@ class ApiRequestMiddleware:
     def _body_refusal(self, request: HttpRequest) -> HttpResponse | None:
         length = request.META.get("CONTENT_LENGTH") or "0"
         if not (length.isascii() and length.isdigit()):
-            return error_response(request, status=400, code="bad_request",
-                                  detail="Content-Length must be a number of bytes.")
+            return error_response(
+                request, status=400, code="bad_request", detail="Content-Length must be a number of bytes."
+            )
         try:
             # Django refuses a declared length over the limit without reading, and otherwise
             # reads at most one byte past it (a chunked body has no declared length).
             request.body  # noqa: B018
         except RequestDataTooBig:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            return error_response(request, status=413, code="request_too_large",
-                                  detail=f"The request body is larger than {limit} bytes.")
+            return error_response(
+                request, status=413, code="request_too_large", detail=f"The request body is larger than {limit} bytes."
+            )
         return None
 
     @staticmethod
     def _shaped(request: HttpRequest, response: HttpResponse) -> HttpResponse:
         # DRF responses carry the shape already (config.errors.api_exception_handler), in
         # whatever format the client negotiated.
-        if (response.status_code < 400 or isinstance(response, Response)
-                or response.get("Content-Type", "").startswith("application/json")):
+        if (
+            response.status_code < 400
+            or isinstance(response, Response)
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
             return response
         shaped = status_error_response(request, response.status_code)
         for header, value in response.items():

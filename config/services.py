@@ -136,8 +136,9 @@ class ServiceError(RuntimeError):
     pass
 
 
-def _run(cmd: list[str], *, check: bool = True, quiet: bool = False,
-         stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], *, check: bool = True, quiet: bool = False, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, input=stdin)
     if check and proc.returncode != 0:
         raise ServiceError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
@@ -245,15 +246,48 @@ def start_postgres(svc: LocalServices, *, fast: bool) -> None:
     pg_dir = _pg_dir(svc)
     data = pg_dir / "data"
     if not (data / "PG_VERSION").exists():
-        _run(_as_pg_user([str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust",
-                          "-E", "UTF8", "--locale=C.UTF-8"]))
+        _run(
+            _as_pg_user(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            )
+        )
     if not _pg_running(bin_dir, data):
-        opts = [f"-p {svc.pg_port}", f"-k {pg_dir}", "-c listen_addresses=127.0.0.1",
-                "-c max_connections=200", "-c shared_buffers=256MB"]
+        opts = [
+            f"-p {svc.pg_port}",
+            f"-k {pg_dir}",
+            "-c listen_addresses=127.0.0.1",
+            "-c max_connections=200",
+            "-c shared_buffers=256MB",
+        ]
         if fast:
             opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
-        _run(_as_pg_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(pg_dir / "log"), "-w",
-                          "-t", "60", "-o", " ".join(opts), "start"]))
+        _run(
+            _as_pg_user(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(pg_dir / "log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    " ".join(opts),
+                    "start",
+                ]
+            )
+        )
     _pg_roles_ensure(bin_dir, svc)
     print(f"postgres  {svc.database_url}  (owner: {svc.database_owner_url}; data in {data})")
 
@@ -261,8 +295,18 @@ def start_postgres(svc: LocalServices, *, fast: bool) -> None:
 def _pg_roles_ensure(bin_dir: Path, svc: LocalServices) -> None:
     """Create the owner and application roles, the vigil database and their privileges;
     idempotent, and safe while other sessions use the server."""
-    psql = [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(svc.pg_port), "-U", SUPERUSER, "-tAq",
-            "-v", "ON_ERROR_STOP=1"]
+    psql = [
+        str(bin_dir / "psql"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(svc.pg_port),
+        "-U",
+        SUPERUSER,
+        "-tAq",
+        "-v",
+        "ON_ERROR_STOP=1",
+    ]
     _run([*psql, "-d", "postgres", "-f", "-"], stdin=ROLES_SQL)
     _run([*psql, "-d", "template1", "-f", "-"], stdin=DATABASE_SQL)
     exists = _run([*psql, "-d", "postgres", "-c", "SELECT 1 FROM pg_database WHERE datname = 'vigil'"])
@@ -291,8 +335,7 @@ def _redis_server() -> str:
     print("installing redis-server with apt ...")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True, env=env, stdout=subprocess.DEVNULL)
     return "/usr/bin/redis-server"
 
 
@@ -321,9 +364,27 @@ def start_redis(svc: LocalServices) -> None:
     server = _redis_server()
     svc.run_dir.mkdir(parents=True, exist_ok=True)
     if _redis_pid(svc) is None:
-        _run([server, "--port", str(svc.redis_port), "--bind", "127.0.0.1", "--daemonize", "yes",
-              "--dir", str(svc.run_dir), "--pidfile", str(svc.run_dir / "redis.pid"),
-              "--logfile", str(svc.run_dir / "redis.log"), "--save", "", "--appendonly", "no"])
+        _run(
+            [
+                server,
+                "--port",
+                str(svc.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--daemonize",
+                "yes",
+                "--dir",
+                str(svc.run_dir),
+                "--pidfile",
+                str(svc.run_dir / "redis.pid"),
+                "--logfile",
+                str(svc.run_dir / "redis.log"),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+        )
     deadline = time.monotonic() + 10
     while not _redis_ping(svc.redis_port):
         if time.monotonic() > deadline:

@@ -58,8 +58,9 @@ VIGIL_PUBLIC_SCHEME = os.environ.get("VIGIL_PUBLIC_SCHEME", "http" if DEVELOPMEN
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 if VIGIL_PUBLIC_SCHEME not in _DEFAULT_PORTS:
     raise ImproperlyConfigured(f"VIGIL_PUBLIC_SCHEME must be 'http' or 'https', not {VIGIL_PUBLIC_SCHEME!r}")
-VIGIL_PUBLIC_PORT = env_int("VIGIL_PUBLIC_PORT",
-                            VIGIL_HTTP_PORT if DEVELOPMENT else _DEFAULT_PORTS[VIGIL_PUBLIC_SCHEME])
+VIGIL_PUBLIC_PORT = env_int(
+    "VIGIL_PUBLIC_PORT", VIGIL_HTTP_PORT if DEVELOPMENT else _DEFAULT_PORTS[VIGIL_PUBLIC_SCHEME]
+)
 _DEFAULT_PORT = (VIGIL_PUBLIC_SCHEME, VIGIL_PUBLIC_PORT) in _DEFAULT_PORTS.items()
 _PUBLIC_PORT_SUFFIX = "" if _DEFAULT_PORT else f":{VIGIL_PUBLIC_PORT}"
 
@@ -75,12 +76,14 @@ SECURE_HSTS_PRELOAD = env_bool("VIGIL_HSTS_PRELOAD", False)
 # (FORWARDED_ALLOW_IPS); name the header here only when every request passes a proxy that
 # overwrites it, since a client could otherwise claim https.
 _PROXY_SSL_HEADER = os.environ.get("VIGIL_PROXY_SSL_HEADER", "").strip()
-SECURE_PROXY_SSL_HEADER = ((f"HTTP_{_PROXY_SSL_HEADER.upper().replace('-', '_')}", "https")
-                           if _PROXY_SSL_HEADER else None)
+SECURE_PROXY_SSL_HEADER = (
+    (f"HTTP_{_PROXY_SSL_HEADER.upper().replace('-', '_')}", "https") if _PROXY_SSL_HEADER else None
+)
 CSRF_TRUSTED_ORIGINS = env_list(
     "VIGIL_CSRF_TRUSTED_ORIGINS",
     f"{VIGIL_PUBLIC_SCHEME}://{VIGIL_PUBLIC_DOMAIN}{_PUBLIC_PORT_SUFFIX},"
-    f"{VIGIL_PUBLIC_SCHEME}://*.{VIGIL_PUBLIC_DOMAIN}{_PUBLIC_PORT_SUFFIX}")
+    f"{VIGIL_PUBLIC_SCHEME}://*.{VIGIL_PUBLIC_DOMAIN}{_PUBLIC_PORT_SUFFIX}",
+)
 SILENCED_SYSTEM_CHECKS = [
     # security.W021 asks for SECURE_HSTS_PRELOAD. Preloading commits the public domain and
     # every subdomain to https in browsers for months and is hard to undo, so it stays the
@@ -99,17 +102,20 @@ def _unsafe_production_settings() -> list[str]:
     if not SECRET_KEY:
         problems.append("VIGIL_SECRET_KEY is not set: give it a long random value and keep it secret")
     if "*" in ALLOWED_HOSTS:
-        problems.append("VIGIL_ALLOWED_HOSTS contains '*': list the public domain and the tenants' domains "
-                        "(a leading dot matches subdomains)")
+        problems.append(
+            "VIGIL_ALLOWED_HOSTS contains '*': list the public domain and the tenants' domains "
+            "(a leading dot matches subdomains)"
+        )
     if VIGIL_PUBLIC_DOMAIN == "localhost" or VIGIL_PUBLIC_DOMAIN.endswith(".localhost"):
         problems.append(f"VIGIL_PUBLIC_DOMAIN is {VIGIL_PUBLIC_DOMAIN!r}: set the operators' public host name")
     return problems
 
 
 if not DEVELOPMENT and (_problems := _unsafe_production_settings()):
-    raise ImproperlyConfigured("refusing to start with unsafe production settings "
-                               "(on a development machine, set VIGIL_ENV=development):\n  - "
-                               + "\n  - ".join(_problems))
+    raise ImproperlyConfigured(
+        "refusing to start with unsafe production settings "
+        "(on a development machine, set VIGIL_ENV=development):\n  - " + "\n  - ".join(_problems)
+    )
 
 # Spare, fully migrated schemas kept ready for instant provisioning.
 VIGIL_SPARE_POOL_SIZE = env_int("VIGIL_SPARE_POOL_SIZE", 3)
@@ -208,11 +214,14 @@ DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("VIGIL_TEST
 # changes log in as the owner of the tables (config/dbroles.py), the same database reached as
 # DATABASE_OWNER_URL; an explicit DATABASE_URL without it means one role does both.
 DATABASE_OWNER_URL = os.environ.get("DATABASE_OWNER_URL") or (
-    DATABASE_URL if "DATABASE_URL" in os.environ else _LOCAL.database_owner_url)
+    DATABASE_URL if "DATABASE_URL" in os.environ else _LOCAL.database_owner_url
+)
 _OWNER_DB = dj_database_url.parse(DATABASE_OWNER_URL)
 if _OWNER_DB["NAME"] != DATABASES["default"]["NAME"]:
-    raise ImproperlyConfigured(f"DATABASE_OWNER_URL names database {_OWNER_DB['NAME']!r}, DATABASE_URL "
-                               f"{DATABASES['default']['NAME']!r}: both must name the same database")
+    raise ImproperlyConfigured(
+        f"DATABASE_OWNER_URL names database {_OWNER_DB['NAME']!r}, DATABASE_URL "
+        f"{DATABASES['default']['NAME']!r}: both must name the same database"
+    )
 DATABASE_OWNER = {key: _OWNER_DB[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -265,8 +274,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend",
-                                "rest_framework.filters.OrderingFilter"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -302,8 +313,7 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Kombu's Redis transport with one client per channel (config/broker.py); only for redis:// URLs.
-CELERY_BROKER_TRANSPORT = (
-    "config.broker:Transport" if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None)
+CELERY_BROKER_TRANSPORT = "config.broker:Transport" if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None
 # Redis redelivers an unacked message after this long; a step never takes near it, and the
 # database lease (Task.attempt) makes a redelivered duplicate harmless anyway.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("VIGIL_VISIBILITY_TIMEOUT", 3600)}

@@ -53,8 +53,10 @@ ROLES: dict[Role, RoleSpec] = {
     Role.VIEWER: RoleSpec(inherits=(), grants=frozenset({Capability.VIEW})),
     Role.REVIEWER: RoleSpec(inherits=(Role.VIEWER,), grants=frozenset({Capability.REVIEW})),
     Role.AGENT_MANAGER: RoleSpec(inherits=(Role.VIEWER,), grants=frozenset({Capability.MANAGE_AGENTS, Capability.RUN})),
-    Role.ADMIN: RoleSpec(inherits=(Role.REVIEWER, Role.AGENT_MANAGER),
-                         grants=frozenset({Capability.REVIEW_AS_ADMIN, Capability.MANAGE_USERS})),
+    Role.ADMIN: RoleSpec(
+        inherits=(Role.REVIEWER, Role.AGENT_MANAGER),
+        grants=frozenset({Capability.REVIEW_AS_ADMIN, Capability.MANAGE_USERS}),
+    ),
 }
 ROLE_CODES: tuple[str, ...] = tuple(role.value for role in ROLES)
 
@@ -142,8 +144,11 @@ def agent_grants_held(*, user_id: int) -> dict[str, frozenset[int]]:
     """The agent grants stored for a user, by grant (``view_agent`` …), whether or not the
     user may use them now."""
     rows = UserObjectPermission.objects.filter(
-        user_id=user_id, content_type__app_label="agents", content_type__model="agent",
-        permission__codename__in=AGENT_GRANTS).values_list("permission__codename", "object_pk")
+        user_id=user_id,
+        content_type__app_label="agents",
+        content_type__model="agent",
+        permission__codename__in=AGENT_GRANTS,
+    ).values_list("permission__codename", "object_pk")
     found: dict[str, set[int]] = {}
     for codename, object_pk in rows:
         if object_pk.isascii() and object_pk.isdigit():
@@ -220,8 +225,15 @@ class Refusal:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def decide_refusal(user: Any, *, required_role: str, agent_id: int, agent_name: str, requester_id: int | None,
-                   config_author_id: int | None) -> Refusal | None:
+def decide_refusal(
+    user: Any,
+    *,
+    required_role: str,
+    agent_id: int,
+    agent_name: str,
+    requester_id: int | None,
+    config_author_id: int | None,
+) -> Refusal | None:
     """Why ``user`` may not decide an approval request of agent ``agent_id`` that needs
     ``required_role``, opened for a task requested by ``requester_id``, while the agent's
     latest configuration was written by ``config_author_id``; None when they may.
@@ -230,16 +242,21 @@ def decide_refusal(user: Any, *, required_role: str, agent_id: int, agent_name: 
     also approve what it proposes."""
     needed = DECIDING_CAPABILITY.get(required_role, Capability.REVIEW_AS_ADMIN)
     if needed not in capabilities_of(user):
-        return Refusal("role", f"deciding this request needs the {required_role} role",
-                       {"required_role": required_role})
+        return Refusal(
+            "role", f"deciding this request needs the {required_role} role", {"required_role": required_role}
+        )
     reach = agent_reach(user, needed)
     if reach is not None and agent_id not in reach:
         return Refusal("agent_scope", f"you do not review agent {agent_name}", {"agent": agent_name})
     if requester_id is not None and requester_id == user.pk:
         return Refusal("requester", "you requested this task; another reviewer must decide its approvals")
     if config_author_id is not None and config_author_id == user.pk:
-        return Refusal("config_author", f"you made the latest change to agent {agent_name}'s configuration; "
-                                        "another reviewer must decide its approvals", {"agent": agent_name})
+        return Refusal(
+            "config_author",
+            f"you made the latest change to agent {agent_name}'s configuration; "
+            "another reviewer must decide its approvals",
+            {"agent": agent_name},
+        )
     return None
 
 

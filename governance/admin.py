@@ -67,11 +67,18 @@ class AuditedAdminMixin:
     same transaction as the change (the admin wraps its writes in one)."""
 
     def _audit(self, request: HttpRequest, obj: Model, verb: str, message: Any) -> None:
-        audit_record(actor=Actor.for_user(request.user), verb=verb,
-                     target_type=obj._meta.label_lower, target_id=str(obj.pk),
-                     data={"object": str(obj)[:200],
-                           "change": message if isinstance(message, list) and len(json.dumps(message)) < 2000
-                           else str(message)[:2000]})
+        audit_record(
+            actor=Actor.for_user(request.user),
+            verb=verb,
+            target_type=obj._meta.label_lower,
+            target_id=str(obj.pk),
+            data={
+                "object": str(obj)[:200],
+                "change": message
+                if isinstance(message, list) and len(json.dumps(message)) < 2000
+                else str(message)[:2000],
+            },
+        )
 
     def log_addition(self, request: HttpRequest, obj: Model, message: Any) -> Any:
         self._audit(request, obj, "admin.added", message)
@@ -87,8 +94,11 @@ class AuditedAdminMixin:
         return super().log_deletions(request, queryset)  # type: ignore[misc]
 
 
-AGENT_SCOPE_FIELDS = {"view_agents": access.VIEW_AGENT, "manage_agents": access.MANAGE_AGENT,
-                      "review_agents": access.REVIEW_AGENT}
+AGENT_SCOPE_FIELDS = {
+    "view_agents": access.VIEW_AGENT,
+    "manage_agents": access.MANAGE_AGENT,
+    "review_agents": access.REVIEW_AGENT,
+}
 
 
 class MemberChangeForm(UserChangeForm):
@@ -96,17 +106,24 @@ class MemberChangeForm(UserChangeForm):
     decide), roles by their fixed codes, and the agents the user is limited to."""
 
     roles = forms.MultipleChoiceField(
-        label="Roles", choices=[(code, code) for code in ROLE_CODES], required=False,
+        label="Roles",
+        choices=[(code, code) for code in ROLE_CODES],
+        required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="What this user may do: " + "; ".join(
-            f"{role}: {', '.join(sorted(ROLE_CAPABILITIES[role]))}" for role in Role) + ". No role: no access.")
+        help_text="What this user may do: "
+        + "; ".join(f"{role}: {', '.join(sorted(ROLE_CAPABILITIES[role]))}" for role in Role)
+        + ". No role: no access.",
+    )
     # Their agents are set in __init__: governance names the agents app's model only by label.
     view_agents: forms.ModelMultipleChoiceField[Any] = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, label="Sees only these agents")
+        queryset=None, required=False, label="Sees only these agents"
+    )
     manage_agents: forms.ModelMultipleChoiceField[Any] = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, label="Manages and runs only these agents")
+        queryset=None, required=False, label="Manages and runs only these agents"
+    )
     review_agents: forms.ModelMultipleChoiceField[Any] = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, label="Reviews only these agents")
+        queryset=None, required=False, label="Reviews only these agents"
+    )
 
     class Meta(UserChangeForm.Meta):  # type: ignore[name-defined]
         fields = ("username", "password", "first_name", "last_name", "email", "is_active")
@@ -120,8 +137,9 @@ class MemberChangeForm(UserChangeForm):
             field.queryset = agents  # type: ignore[attr-defined]
             field.initial = sorted(grants.get(grant, ()))
         if self.instance.pk:
-            self.fields["roles"].initial = list(self.instance.groups.filter(name__in=ROLE_CODES)
-                                                .values_list("name", flat=True))
+            self.fields["roles"].initial = list(
+                self.instance.groups.filter(name__in=ROLE_CODES).values_list("name", flat=True)
+            )
 
 
 class AuditedUserAdmin(AccessAdminMixin, AuditedAdminMixin, UserAdmin):
@@ -134,10 +152,15 @@ class AuditedUserAdmin(AccessAdminMixin, AuditedAdminMixin, UserAdmin):
         (None, {"fields": ("username", "password")}),
         ("Personal info", {"fields": ("first_name", "last_name", "email")}),
         ("Access", {"fields": ("is_active", "roles", "is_staff")}),
-        ("Agents", {"fields": tuple(AGENT_SCOPE_FIELDS),
-                    "description": "Leave all three empty to let this user reach every agent their roles allow. "
-                                   "Once any agent is listed here, the user reaches only the listed agents: they see "
-                                   "each of them, manage those under 'manages' and review those under 'reviews'."}),
+        (
+            "Agents",
+            {
+                "fields": tuple(AGENT_SCOPE_FIELDS),
+                "description": "Leave all three empty to let this user reach every agent their roles allow. "
+                "Once any agent is listed here, the user reaches only the listed agents: they see "
+                "each of them, manage those under 'manages' and review those under 'reviews'.",
+            },
+        ),
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
     readonly_fields = ("is_staff", "last_login", "date_joined")
@@ -158,8 +181,12 @@ class AuditedUserAdmin(AccessAdminMixin, AuditedAdminMixin, UserAdmin):
             return  # the add form: a new user starts without roles
         roles.user_roles_set(user=form.instance, roles=form.cleaned_data["roles"], actor=request.user)
         for name, grant in AGENT_SCOPE_FIELDS.items():
-            roles.user_agent_scope_set(user=form.instance, grant=grant, actor=request.user,
-                                       agent_ids=[agent.pk for agent in form.cleaned_data[name]])
+            roles.user_agent_scope_set(
+                user=form.instance,
+                grant=grant,
+                actor=request.user,
+                agent_ids=[agent.pk for agent in form.cleaned_data[name]],
+            )
 
 
 class RoleGroupAdmin(AccessAdminMixin, GroupAdmin):
@@ -187,13 +214,34 @@ class OperatorGroupAdmin(AuditedAdminMixin, GroupAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     """The chain is read-only everywhere, the admin included."""
 
-    list_display = ("seq", "created_at", "actor_type", "actor_label", "verb", "target_type", "target_id",
-                    "correlation_id")
+    list_display = (
+        "seq",
+        "created_at",
+        "actor_type",
+        "actor_label",
+        "verb",
+        "target_type",
+        "target_id",
+        "correlation_id",
+    )
     list_filter = ("verb", "actor_type", "target_type")
     search_fields = ("verb", "actor_label", "target_id", "correlation_id")
     date_hierarchy = "created_at"
-    readonly_fields = ("seq", "created_at", "actor_type", "actor_id", "actor_label", "verb", "target_type",
-                       "target_id", "correlation_id", "data", "prev_hash", "hash", "body")
+    readonly_fields = (
+        "seq",
+        "created_at",
+        "actor_type",
+        "actor_id",
+        "actor_label",
+        "verb",
+        "target_type",
+        "target_id",
+        "correlation_id",
+        "data",
+        "prev_hash",
+        "hash",
+        "body",
+    )
     fields = readonly_fields
     list_per_page = 100
     show_full_result_count = False

@@ -19,10 +19,10 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.db import connection
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
+from config.connection import connection
 from governance.actors import Actor
 from governance.roles import roles_sync
 from governance.services import audit_record
@@ -36,8 +36,13 @@ def _client_ip(request: Any) -> str:
 
 @receiver(user_logged_in, dispatch_uid="governance.login_succeeded")
 def _login_succeeded(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    audit_record(actor=Actor.for_user(user), verb="auth.login_succeeded", target_type="user",
-                 target_id=user.pk, data={"ip": _client_ip(request)})
+    audit_record(
+        actor=Actor.for_user(user),
+        verb="auth.login_succeeded",
+        target_type="user",
+        target_id=user.pk,
+        data={"ip": _client_ip(request)},
+    )
 
 
 LOGIN_FAILURE_WINDOW_SECONDS = 900
@@ -93,12 +98,21 @@ def _login_failed(sender: Any, credentials: dict[str, Any], request: Any = None,
     actor = Actor(type="user", id="", label=username or "unknown")
     # Without the counter every failure is audited: a Redis outage must not hide attempts.
     if count is None or count == 1:
-        audit_record(actor=actor, verb="auth.login_failed", target_type="user", target_id="",
-                     data={"username": username, "ip": ip})
+        audit_record(
+            actor=actor,
+            verb="auth.login_failed",
+            target_type="user",
+            target_id="",
+            data={"username": username, "ip": ip},
+        )
     elif count == LOGIN_BURST_THRESHOLD:
-        audit_record(actor=actor, verb="auth.login_failed_burst", target_type="user", target_id="",
-                     data={"username": username, "ip": ip, "count": count,
-                           "window_seconds": LOGIN_FAILURE_WINDOW_SECONDS})
+        audit_record(
+            actor=actor,
+            verb="auth.login_failed_burst",
+            target_type="user",
+            target_id="",
+            data={"username": username, "ip": ip, "count": count, "window_seconds": LOGIN_FAILURE_WINDOW_SECONDS},
+        )
 
 
 @receiver(post_migrate, dispatch_uid="governance.roles_sync")

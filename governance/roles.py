@@ -85,8 +85,13 @@ def user_roles_set(*, user: Any, roles: Iterable[str], actor: Any) -> list[str]:
         user.save(update_fields=["is_staff"])
     access.access_forget(user)
     if before != sorted(wanted):
-        audit_record(actor=Actor.for_user(actor), verb="user.roles_changed", target_type="user", target_id=user.pk,
-                     data={"username": user.get_username(), "from": before, "to": sorted(wanted)})
+        audit_record(
+            actor=Actor.for_user(actor),
+            verb="user.roles_changed",
+            target_type="user",
+            target_id=user.pk,
+            data={"username": user.get_username(), "from": before, "to": sorted(wanted)},
+        )
     return wanted
 
 
@@ -107,11 +112,20 @@ def user_agent_scope_set(*, user: Any, grant: str, agent_ids: Iterable[int], act
     before = sorted(int(pk) for pk in held.values_list("object_pk", flat=True))
     held.exclude(object_pk__in=[str(pk) for pk in wanted]).delete()
     UserObjectPermission.objects.bulk_create(
-        [UserObjectPermission(user_id=user.pk, permission=permission, content_type_id=permission.content_type_id,
-                              object_pk=str(pk)) for pk in sorted(set(wanted) - set(before))])
+        [
+            UserObjectPermission(
+                user_id=user.pk, permission=permission, content_type_id=permission.content_type_id, object_pk=str(pk)
+            )
+            for pk in sorted(set(wanted) - set(before))
+        ]
+    )
     access.access_forget(user)
     if before != wanted:
-        audit_record(actor=Actor.for_user(actor), verb="user.agent_scope_changed", target_type="user",
-                     target_id=user.pk, data={"username": user.get_username(), "grant": grant, "from": before,
-                                              "to": wanted})
+        audit_record(
+            actor=Actor.for_user(actor),
+            verb="user.agent_scope_changed",
+            target_type="user",
+            target_id=user.pk,
+            data={"username": user.get_username(), "grant": grant, "from": before, "to": wanted},
+        )
     return wanted

@@ -6,8 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
-
+from config.connection import connection
 from config.db import prepared_cursor
 from governance.actors import Actor
 from governance.context import get_correlation_id
@@ -28,8 +27,9 @@ class AppendedEvent:
 
 # The append as a SQL expression, for statements that record a change and its audit event
 # together (see agents.engine): its parameters are ``audit_append_params(...)``.
-AUDIT_APPEND_CALL = ("governance_audit_append(%(audit_lock)s, %(audit_before_seq)s, %(audit_before_ts)s,"
-                     " %(audit_after_ts)s)")
+AUDIT_APPEND_CALL = (
+    "governance_audit_append(%(audit_lock)s, %(audit_before_seq)s, %(audit_before_ts)s, %(audit_after_ts)s)"
+)
 
 
 def audit_append_params(
@@ -58,8 +58,12 @@ def audit_append_params(
     }
     check_json_safe(record, path="event")
     before_seq, before_ts, after_ts = body_pieces(record)
-    return {"audit_lock": AUDIT_LOCK_CLASS, "audit_before_seq": before_seq, "audit_before_ts": before_ts,
-            "audit_after_ts": after_ts}
+    return {
+        "audit_lock": AUDIT_LOCK_CLASS,
+        "audit_before_seq": before_seq,
+        "audit_before_ts": before_ts,
+        "audit_after_ts": after_ts,
+    }
 
 
 def audit_record(
@@ -80,8 +84,9 @@ def audit_record(
     """
     # Everything is checked before any statement: an error inside the append would doom the
     # caller's whole transaction.
-    params = audit_append_params(actor=actor, verb=verb, target_type=target_type, target_id=target_id, data=data,
-                                 correlation_id=correlation_id)
+    params = audit_append_params(
+        actor=actor, verb=verb, target_type=target_type, target_id=target_id, data=data, correlation_id=correlation_id
+    )
     # One statement (migration 0003: lock, head read, seq, timestamp, hash and INSERT), so it
     # needs no transaction or savepoint of its own.
     with prepared_cursor() as cursor:

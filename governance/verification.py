@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import transaction
 
+from config.connection import connection
 from governance.hashchain import GENESIS_HASH
 
 

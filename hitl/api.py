@@ -24,15 +24,33 @@ class ApprovalOut(serializers.ModelSerializer):
 
     class Meta:
         model = ApprovalRequest
-        fields = ["id", "task", "agent", "step_index", "tool", "arguments", "action_hash", "privilege_level",
-                  "reasoning", "required_role", "status", "decided_by", "decided_at", "decision_note", "created_at"]
+        fields = [
+            "id",
+            "task",
+            "agent",
+            "step_index",
+            "tool",
+            "arguments",
+            "action_hash",
+            "privilege_level",
+            "reasoning",
+            "required_role",
+            "status",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+            "created_at",
+        ]
 
 
 class DecisionIn(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
-    action_hash = serializers.RegexField(r"^[0-9a-f]{64}$", required=False,
-                                         help_text="the hash of the action you reviewed: required to approve "
-                                                   "(refused if the action changed since); rejecting needs none")
+    action_hash = serializers.RegexField(
+        r"^[0-9a-f]{64}$",
+        required=False,
+        help_text="the hash of the action you reviewed: required to approve "
+        "(refused if the action changed since); rejecting needs none",
+    )
 
 
 class ApprovalViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
@@ -59,9 +77,13 @@ class ApprovalViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
         data = DecisionIn(data=request.data)
         data.is_valid(raise_exception=True)
         approval_id = int(pk) if pk.isascii() and pk.isdigit() else -1
-        decided = services.approval_decide(approval_id=approval_id, user=request.user, verdict=verdict,
-                                           note=data.validated_data["note"],
-                                           seen_hash=data.validated_data.get("action_hash"))
+        decided = services.approval_decide(
+            approval_id=approval_id,
+            user=request.user,
+            verdict=verdict,
+            note=data.validated_data["note"],
+            seen_hash=data.validated_data.get("action_hash"),
+        )
         return Response(ApprovalOut(self.get_queryset().get(pk=decided.pk)).data)
 
     @extend_schema(request=DecisionIn, responses={200: ApprovalOut})

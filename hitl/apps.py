@@ -11,5 +11,8 @@ class HitlConfig(AppConfig):
         from agents.hooks import ApprovalHooks, approvals_register
         from hitl import selectors, services
 
-        approvals_register(ApprovalHooks(open=services.approval_open, decided=selectors.approval_decided_for,
-                                         close=services.approvals_close))
+        approvals_register(
+            ApprovalHooks(
+                open=services.approval_open, decided=selectors.approval_decided_for, close=services.approvals_close
+            )
+        )

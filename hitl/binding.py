@@ -11,5 +11,6 @@ from governance.hashchain import canonical_json
 
 
 def action_hash(*, tool: str, arguments: dict[str, Any], schema: str) -> str:
-    return hashlib.sha256(canonical_json({"tool": tool, "arguments": arguments, "schema": schema})
-                          .encode("utf-8")).hexdigest()
+    return hashlib.sha256(
+        canonical_json({"tool": tool, "arguments": arguments, "schema": schema}).encode("utf-8")
+    ).hexdigest()

@@ -25,10 +25,12 @@ class ApprovalRequest(models.Model):
     privilege_level = models.PositiveSmallIntegerField()
     reasoning = models.TextField(blank=True)
     required_role = models.CharField(max_length=30, default="reviewer")
-    status = models.CharField(max_length=20, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING,
-                              db_index=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="approval_decisions")
+    status = models.CharField(
+        max_length=20, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING, db_index=True
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="approval_decisions"
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.CharField(max_length=1000, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -38,8 +40,11 @@ class ApprovalRequest(models.Model):
         constraints = [
             # One open request per gated step; closed ones stay as history (a task escalated
             # at its gate and retried asks again for the same step).
-            models.UniqueConstraint(fields=["task", "step_index"], condition=models.Q(status="pending"),
-                                    name="approval_task_step_pending_unique"),
+            models.UniqueConstraint(
+                fields=["task", "step_index"],
+                condition=models.Q(status="pending"),
+                name="approval_task_step_pending_unique",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -33,5 +33,12 @@ def approval_decided_for(*, task_id: int, step_index: int) -> DecidedApproval | 
     # jsonb arrives as text on this cursor (Django's loader), as for the engine's snapshot.
     arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
     intact = action_hash(tool=tool, arguments=arguments, schema=connection.schema_name) == stored_hash
-    return DecidedApproval(id=pk, tool=tool, arguments=arguments, reasoning=reasoning,
-                           approved=status == ApprovalStatus.APPROVED, note=note, intact=intact)
+    return DecidedApproval(
+        id=pk,
+        tool=tool,
+        arguments=arguments,
+        reasoning=reasoning,
+        approved=status == ApprovalStatus.APPROVED,
+        note=note,
+        intact=intact,
+    )

@@ -72,8 +72,13 @@ class TenantAdmin(admin.ModelAdmin):
         return ", ".join(f"{k}={v:,}" for k, v in tenant_limits(tenant=obj).as_dict().items())
 
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
-        services.tenant_update(schema_name=obj.schema_name, name=obj.name, tier=obj.tier,
-                               limit_overrides=obj.limit_overrides, actor=Actor.for_user(request.user))
+        services.tenant_update(
+            schema_name=obj.schema_name,
+            name=obj.name,
+            tier=obj.tier,
+            limit_overrides=obj.limit_overrides,
+            actor=Actor.for_user(request.user),
+        )
 
     def _lifecycle(self, request: HttpRequest, queryset: QuerySet[Tenant], action: Any, done: str) -> None:
         for tenant in queryset:
@@ -93,13 +98,22 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 class LLMConnectionForm(forms.ModelForm):
-    base_url = forms.URLField(max_length=500, assume_scheme="https",
-                              help_text=LLMConnection._meta.get_field("base_url").help_text)
+    base_url = forms.URLField(
+        max_length=500, assume_scheme="https", help_text=LLMConnection._meta.get_field("base_url").help_text
+    )
 
     class Meta:
         model = LLMConnection
-        fields = ["name", "base_url", "api_key_env", "allowed_models", "timeout_seconds", "available_to_all",
-                  "tenants", "enabled"]
+        fields = [
+            "name",
+            "base_url",
+            "api_key_env",
+            "allowed_models",
+            "timeout_seconds",
+            "available_to_all",
+            "tenants",
+            "enabled",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -113,9 +127,12 @@ class LLMConnectionForm(forms.ModelForm):
         if not self.instance.pk and not connections.NAME_RE.match(data.get("name") or ""):
             self.add_error("name", "lowercase letters, digits and dashes, at most 50")
         try:
-            connections.llm_connection_clean(base_url=data.get("base_url"), api_key_env=data.get("api_key_env"),
-                                             allowed_models=data.get("allowed_models"),
-                                             timeout_seconds=data.get("timeout_seconds"))
+            connections.llm_connection_clean(
+                base_url=data.get("base_url"),
+                api_key_env=data.get("api_key_env"),
+                allowed_models=data.get("allowed_models"),
+                timeout_seconds=data.get("timeout_seconds"),
+            )
         except connections.LLMConnectionInvalid as exc:
             for field, message in exc.extra.get("fields", {}).items():
                 self.add_error(field if field in self.fields else None, message)
@@ -148,10 +165,15 @@ class LLMConnectionAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: LLMConnection, form: Any, change: bool) -> None:
         data = form.cleaned_data
-        values = {"base_url": data["base_url"], "api_key_env": data["api_key_env"],
-                  "allowed_models": data["allowed_models"], "timeout_seconds": data["timeout_seconds"],
-                  "available_to_all": data["available_to_all"], "enabled": data["enabled"],
-                  "tenants": [t.schema_name for t in data["tenants"]]}
+        values = {
+            "base_url": data["base_url"],
+            "api_key_env": data["api_key_env"],
+            "allowed_models": data["allowed_models"],
+            "timeout_seconds": data["timeout_seconds"],
+            "available_to_all": data["available_to_all"],
+            "enabled": data["enabled"],
+            "tenants": [t.schema_name for t in data["tenants"]],
+        }
         actor = Actor.for_user(request.user)
         if change:
             connections.llm_connection_update(name=obj.name, actor=actor, **values)

@@ -77,8 +77,9 @@ def llm_connection_usable(*, name: str, schema_name: str) -> LLMConnection:
     table is in the public schema, which every tenant's search path includes). Raises
     LLMConnectionUnavailable: a missing connection and one granted to other tenants get the same
     message, so a tenant cannot probe for the names of other tenants' connections."""
-    granted = LLMConnection.tenants.through.objects.filter(llmconnection_id=OuterRef("pk"),
-                                                           tenant__schema_name=schema_name)
+    granted = LLMConnection.tenants.through.objects.filter(
+        llmconnection_id=OuterRef("pk"), tenant__schema_name=schema_name
+    )
     found = LLMConnection.objects.filter(name=name).annotate(granted=Exists(granted)).first()
     if found is None or not (found.available_to_all or found.granted):
         raise LLMConnectionUnavailable(f"no LLM connection {name!r} is available to this tenant")
@@ -88,8 +89,9 @@ def llm_connection_usable(*, name: str, schema_name: str) -> LLMConnection:
 
 
 # ---------------------------------------------------------------------------- validation
-def llm_connection_clean(*, base_url: Any, api_key_env: Any, allowed_models: Any,
-                         timeout_seconds: Any) -> ConnectionFields:
+def llm_connection_clean(
+    *, base_url: Any, api_key_env: Any, allowed_models: Any, timeout_seconds: Any
+) -> ConnectionFields:
     """Check an operator's values; returns them normalized. Raises LLMConnectionInvalid with
     an error per field."""
     errors: dict[str, str] = {}
@@ -122,21 +124,24 @@ def llm_connection_clean(*, base_url: Any, api_key_env: Any, allowed_models: Any
     numeric = isinstance(timeout_seconds, (int, float)) and not isinstance(timeout_seconds, bool)
     timeout = float(timeout_seconds) if numeric else math.nan
     if not MIN_TIMEOUT_SECONDS <= timeout <= MAX_TIMEOUT_SECONDS:  # NaN compares false
-        errors["timeout_seconds"] = f"must be a number of seconds from {MIN_TIMEOUT_SECONDS:g} to " \
-                                    f"{MAX_TIMEOUT_SECONDS:g}"
+        errors["timeout_seconds"] = (
+            f"must be a number of seconds from {MIN_TIMEOUT_SECONDS:g} to {MAX_TIMEOUT_SECONDS:g}"
+        )
     if errors:
-        raise LLMConnectionInvalid("invalid LLM connection: " + "; ".join(f"{k}: {v}" for k, v in errors.items()),
-                                   fields=errors)
-    return ConnectionFields(base_url=url, api_key_env=env, allowed_models=list(models or []),
-                            timeout_seconds=timeout)
+        raise LLMConnectionInvalid(
+            "invalid LLM connection: " + "; ".join(f"{k}: {v}" for k, v in errors.items()), fields=errors
+        )
+    return ConnectionFields(base_url=url, api_key_env=env, allowed_models=list(models or []), timeout_seconds=timeout)
 
 
 def _tenants(schema_names: Sequence[str]) -> list[Tenant]:
     found = {t.schema_name: t for t in tenant_list().filter(schema_name__in=list(schema_names))}
     unknown = sorted(set(schema_names) - set(found))
     if unknown:
-        raise LLMConnectionInvalid(f"no tenant with schema {', '.join(map(repr, unknown))}",
-                                   fields={"tenants": f"unknown: {', '.join(unknown)}"})
+        raise LLMConnectionInvalid(
+            f"no tenant with schema {', '.join(map(repr, unknown))}",
+            fields={"tenants": f"unknown: {', '.join(unknown)}"},
+        )
     return [found[s] for s in dict.fromkeys(schema_names)]
 
 
@@ -155,16 +160,28 @@ def _locked(name: str) -> LLMConnection:
 # ---------------------------------------------------------------------------- services
 # Not durable: the operators' admin runs its change form in a transaction of its own.
 @transaction.atomic
-def llm_connection_create(*, name: str, base_url: str, api_key_env: str, allowed_models: Sequence[str],
-                          timeout_seconds: float = 20.0, available_to_all: bool = False, enabled: bool = True,
-                          tenants: Sequence[str] = (), actor: Actor) -> LLMConnection:
+def llm_connection_create(
+    *,
+    name: str,
+    base_url: str,
+    api_key_env: str,
+    allowed_models: Sequence[str],
+    timeout_seconds: float = 20.0,
+    available_to_all: bool = False,
+    enabled: bool = True,
+    tenants: Sequence[str] = (),
+    actor: Actor,
+) -> LLMConnection:
     """Define a connection. ``tenants`` are schema names granted the connection (ignored while
     ``available_to_all``). Raises LLMConnectionInvalid naming each bad field, or a taken name."""
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise LLMConnectionInvalid(f"invalid connection name {name!r}: lowercase letters, digits and dashes, "
-                                   "at most 50", fields={"name": "lowercase letters, digits and dashes, at most 50"})
-    fields = llm_connection_clean(base_url=base_url, api_key_env=api_key_env, allowed_models=allowed_models,
-                                  timeout_seconds=timeout_seconds)
+        raise LLMConnectionInvalid(
+            f"invalid connection name {name!r}: lowercase letters, digits and dashes, at most 50",
+            fields={"name": "lowercase letters, digits and dashes, at most 50"},
+        )
+    fields = llm_connection_clean(
+        base_url=base_url, api_key_env=api_key_env, allowed_models=allowed_models, timeout_seconds=timeout_seconds
+    )
     db_connection.set_schema_to_public()
     granted = _tenants(tenants)
     taken = LLMConnectionInvalid(f"an LLM connection named {name!r} exists already", fields={"name": "already in use"})
@@ -172,29 +189,55 @@ def llm_connection_create(*, name: str, base_url: str, api_key_env: str, allowed
         raise taken
     try:
         with transaction.atomic():
-            conn = LLMConnection.objects.create(name=name, available_to_all=bool(available_to_all),
-                                                enabled=bool(enabled), **fields)
+            conn = LLMConnection.objects.create(
+                name=name, available_to_all=bool(available_to_all), enabled=bool(enabled), **fields
+            )
     except IntegrityError:  # created concurrently since the check above
         raise taken from None
     conn.tenants.set(granted)
-    audit_record(actor=actor, verb="llm_connection.created", target_type="llm_connection", target_id=name,
-                 data={**fields, "available_to_all": conn.available_to_all, "enabled": conn.enabled,
-                       "tenants": sorted(t.schema_name for t in granted)})
+    audit_record(
+        actor=actor,
+        verb="llm_connection.created",
+        target_type="llm_connection",
+        target_id=name,
+        data={
+            **fields,
+            "available_to_all": conn.available_to_all,
+            "enabled": conn.enabled,
+            "tenants": sorted(t.schema_name for t in granted),
+        },
+    )
     return conn
 
 
 @transaction.atomic
-def llm_connection_update(*, name: str, actor: Actor, base_url: str | None = None, api_key_env: str | None = None,
-                          allowed_models: Sequence[str] | None = None, timeout_seconds: float | None = None,
-                          available_to_all: bool | None = None, enabled: bool | None = None,
-                          tenants: Sequence[str] | None = None) -> LLMConnection:
+def llm_connection_update(
+    *,
+    name: str,
+    actor: Actor,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    allowed_models: Sequence[str] | None = None,
+    timeout_seconds: float | None = None,
+    available_to_all: bool | None = None,
+    enabled: bool | None = None,
+    tenants: Sequence[str] | None = None,
+) -> LLMConnection:
     """Change the given fields of a connection (``tenants`` replaces the granted set). Agents
     pick up the change at their next step. Audits what changed; raises LLMConnectionNotFound
     or LLMConnectionInvalid."""
     conn = _locked(name)
-    return _update(conn, actor=actor, base_url=base_url, api_key_env=api_key_env, allowed_models=allowed_models,
-                   timeout_seconds=timeout_seconds, available_to_all=available_to_all, enabled=enabled,
-                   tenants=tenants)
+    return _update(
+        conn,
+        actor=actor,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        allowed_models=allowed_models,
+        timeout_seconds=timeout_seconds,
+        available_to_all=available_to_all,
+        enabled=enabled,
+        tenants=tenants,
+    )
 
 
 @transaction.atomic(durable=True)
@@ -212,8 +255,10 @@ def llm_connection_revoke(*, name: str, schema_names: Sequence[str], actor: Acto
     current = _schemas(conn)
     missing = sorted(set(schema_names) - set(current))
     if missing:
-        raise LLMConnectionInvalid(f"{name!r} is not granted to {', '.join(map(repr, missing))}",
-                                   fields={"tenants": f"not granted: {', '.join(missing)}"})
+        raise LLMConnectionInvalid(
+            f"{name!r} is not granted to {', '.join(map(repr, missing))}",
+            fields={"tenants": f"not granted: {', '.join(missing)}"},
+        )
     return _update(conn, actor=actor, tenants=[s for s in current if s not in set(schema_names)])
 
 
@@ -226,22 +271,32 @@ def llm_connection_delete(*, name: str, actor: Actor) -> None:
     audit_record(actor=actor, verb="llm_connection.deleted", target_type="llm_connection", target_id=name, data=data)
 
 
-def _update(conn: LLMConnection, *, actor: Actor, base_url: str | None = None, api_key_env: str | None = None,
-            allowed_models: Sequence[str] | None = None, timeout_seconds: float | None = None,
-            available_to_all: bool | None = None, enabled: bool | None = None,
-            tenants: Sequence[str] | None = None) -> LLMConnection:
+def _update(
+    conn: LLMConnection,
+    *,
+    actor: Actor,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    allowed_models: Sequence[str] | None = None,
+    timeout_seconds: float | None = None,
+    available_to_all: bool | None = None,
+    enabled: bool | None = None,
+    tenants: Sequence[str] | None = None,
+) -> LLMConnection:
     fields = llm_connection_clean(
         base_url=conn.base_url if base_url is None else base_url,
         api_key_env=conn.api_key_env if api_key_env is None else api_key_env,
         allowed_models=list(conn.allowed_models if allowed_models is None else allowed_models),
-        timeout_seconds=conn.timeout_seconds if timeout_seconds is None else timeout_seconds)
+        timeout_seconds=conn.timeout_seconds if timeout_seconds is None else timeout_seconds,
+    )
     wanted: dict[str, Any] = {**fields}
     if available_to_all is not None:
         wanted["available_to_all"] = bool(available_to_all)
     if enabled is not None:
         wanted["enabled"] = bool(enabled)
-    changes: dict[str, Any] = {key: {"from": getattr(conn, key), "to": value} for key, value in wanted.items()
-                               if getattr(conn, key) != value}
+    changes: dict[str, Any] = {
+        key: {"from": getattr(conn, key), "to": value} for key, value in wanted.items() if getattr(conn, key) != value
+    }
     if tenants is not None:
         granted = _tenants(tenants)
         before, after = _schemas(conn), sorted(t.schema_name for t in granted)
@@ -254,6 +309,7 @@ def _update(conn: LLMConnection, *, actor: Actor, base_url: str | None = None, a
         if key != "tenants":
             setattr(conn, key, change["to"])
     conn.save()
-    audit_record(actor=actor, verb="llm_connection.updated", target_type="llm_connection", target_id=conn.name,
-                 data=changes)
+    audit_record(
+        actor=actor, verb="llm_connection.updated", target_type="llm_connection", target_id=conn.name, data=changes
+    )
     return conn

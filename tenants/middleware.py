@@ -24,6 +24,10 @@ class TenantMiddleware(TenantMainMiddleware):
             return response
         tenant = getattr(request, "tenant", None)
         if tenant is not None and tenant.status == TenantStatus.SUSPENDED:
-            return error_response(request, status=403, code="tenant_suspended",
-                                  detail="This tenant is suspended. Contact your Vigil operator.")
+            return error_response(
+                request,
+                status=403,
+                code="tenant_suspended",
+                detail="This tenant is suspended. Contact your Vigil operator.",
+            )
         return None

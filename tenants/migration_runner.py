@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 from django_tenants.utils import get_public_schema_name
 
+from config.connection import connection
 from tenants.models import Tenant
 
 
@@ -25,8 +26,11 @@ class SchemaOutcome:
 def schemas_with_pending_migrations() -> tuple[list[str], int]:
     """Schemas (tenants and spares) that still have migrations to apply, and how many schemas
     were checked. What is already applied is skipped, so an interrupted run resumes."""
-    schemas = list(Tenant.objects.exclude(schema_name=get_public_schema_name())
-                   .order_by("schema_name").values_list("schema_name", flat=True))
+    schemas = list(
+        Tenant.objects.exclude(schema_name=get_public_schema_name())
+        .order_by("schema_name")
+        .values_list("schema_name", flat=True)
+    )
     pending = []
     try:
         for schema in schemas:

@@ -22,8 +22,7 @@ class TenantStatus(models.TextChoices):
 class Tenant(TenantMixin):
     name = models.CharField(max_length=100)
     tier = models.CharField(max_length=20, choices=Tier.choices, default=Tier.FREE)
-    status = models.CharField(max_length=20, choices=TenantStatus.choices, default=TenantStatus.ACTIVE,
-                              db_index=True)
+    status = models.CharField(max_length=20, choices=TenantStatus.choices, default=TenantStatus.ACTIVE, db_index=True)
     limit_overrides = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -55,14 +54,21 @@ class LLMConnection(models.Model):
     name = models.SlugField(max_length=50, unique=True)
     base_url = models.URLField(max_length=500, help_text="an OpenAI-compatible API, e.g. https://api.openai.com/v1")
     api_key_env = models.CharField(max_length=100, help_text="the workers' environment variable that holds the key")
-    allowed_models = ArrayField(models.CharField(max_length=100), help_text="the models agents may pick, "
-                                                                           "comma-separated")
-    timeout_seconds = models.FloatField(default=20, validators=[MinValueValidator(0.1), MaxValueValidator(600)],
-                                        help_text="per call; capped below the step lease")
+    allowed_models = ArrayField(
+        models.CharField(max_length=100), help_text="the models agents may pick, comma-separated"
+    )
+    timeout_seconds = models.FloatField(
+        default=20,
+        validators=[MinValueValidator(0.1), MaxValueValidator(600)],
+        help_text="per call; capped below the step lease",
+    )
     available_to_all = models.BooleanField(default=False, help_text="every tenant may use it")
     tenants: models.ManyToManyField[Tenant, Any] = models.ManyToManyField(
-        Tenant, blank=True, related_name="llm_connections",
-        help_text="the tenants that may use it, when not available to all")
+        Tenant,
+        blank=True,
+        related_name="llm_connections",
+        help_text="the tenants that may use it, when not available to all",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -10,8 +10,11 @@ from tenants.tiers import TIER_LIMITS, Limits
 
 def tenant_list() -> QuerySet[Tenant]:
     """Customer tenants: neither the public schema nor warm-pool spares."""
-    return (Tenant.objects.exclude(schema_name=get_public_schema_name())
-            .exclude(status=TenantStatus.SPARE).prefetch_related("domains"))
+    return (
+        Tenant.objects.exclude(schema_name=get_public_schema_name())
+        .exclude(status=TenantStatus.SPARE)
+        .prefetch_related("domains")
+    )
 
 
 def tenant_get(*, schema_name: str) -> Tenant:

@@ -23,12 +23,13 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django_tenants.utils import schema_exists
 
+from config.connection import connection
 from config.dbroles import owner_connection
 from governance.actors import Actor
 from governance.services import audit_record
@@ -104,11 +105,12 @@ def provision_request_build(
     except ValidationError:
         raise ProvisioningError(f"{admin_email!r} is not a valid email address", field="admin_email") from None
     schema = schema_name or schema_name_for_domain(domain)
-    if (not SCHEMA_NAME_RE.match(schema) or schema in RESERVED_SCHEMAS
-            or schema.startswith(RESERVED_PREFIXES)):
+    if not SCHEMA_NAME_RE.match(schema) or schema in RESERVED_SCHEMAS or schema.startswith(RESERVED_PREFIXES):
         raise ProvisioningError(
             f"{schema!r} is not a valid schema name (lowercase letter first, then lowercase letters, "
-            f"digits or _, at most 48; not public, pg_* or spare_*)", field="schema_name")
+            f"digits or _, at most 48; not public, pg_* or spare_*)",
+            field="schema_name",
+        )
     if Domain.objects.filter(domain=domain).exists():
         raise ProvisioningError(f"domain {domain!r} is already in use", field="domain")
     if Tenant.objects.filter(schema_name=schema).exists() or schema_exists(schema):
@@ -118,10 +120,18 @@ def provision_request_build(
             # With the would-be user, so that a password resembling the email is refused too.
             validate_password(admin_password, user=get_user_model()(username=admin_email, email=admin_email))
         except ValidationError as exc:
-            raise ProvisioningError("admin password refused: " + " ".join(exc.messages),
-                                    field="admin_password") from None
-    return ProvisionRequest(name=name, domain=domain, schema_name=schema, tier=tier, admin_email=admin_email,
-                            admin_password=admin_password, demo=demo)
+            raise ProvisioningError(
+                "admin password refused: " + " ".join(exc.messages), field="admin_password"
+            ) from None
+    return ProvisionRequest(
+        name=name,
+        domain=domain,
+        schema_name=schema,
+        tier=tier,
+        admin_email=admin_email,
+        admin_password=admin_password,
+        demo=demo,
+    )
 
 
 @owner_connection()  # renames (or creates) a schema: see config/dbroles.py
@@ -194,20 +204,33 @@ def _spare_claim_atomic(*, request: ProvisionRequest, actor: Actor, spare_pk: in
         for role in ("reviewer", "viewer"):
             email = f"{role}@{request.domain}"
             demo_user = _user_create(email=email, password=request.admin_password, role=role)
-            demo_users.append(email if request.admin_password else
-                              f"{email} (invitation: {_provisioning_invitation_url(request=request, user=demo_user)})")
+            demo_users.append(
+                email
+                if request.admin_password
+                else f"{email} (invitation: {_provisioning_invitation_url(request=request, user=demo_user)})"
+            )
         demo_content_create()
     invitation = None if request.admin_password else _provisioning_invitation_url(request=request, user=admin)
-    data = {"name": tenant.name, "tier": tenant.tier, "domain": request.domain,
-            "admin": admin.get_username(), "from_pool": from_pool, "demo": request.demo}
-    audit_record(actor=actor, verb="tenant.provisioned", target_type="tenant", target_id=tenant.schema_name,
-                 data=data)
+    data = {
+        "name": tenant.name,
+        "tier": tenant.tier,
+        "domain": request.domain,
+        "admin": admin.get_username(),
+        "from_pool": from_pool,
+        "demo": request.demo,
+    }
+    audit_record(actor=actor, verb="tenant.provisioned", target_type="tenant", target_id=tenant.schema_name, data=data)
     connection.set_schema_to_public()
-    audit_record(actor=actor, verb="tenant.provisioned", target_type="tenant", target_id=tenant.schema_name,
-                 data=data)
+    audit_record(actor=actor, verb="tenant.provisioned", target_type="tenant", target_id=tenant.schema_name, data=data)
     timings["total"] = (time.perf_counter() - t0) * 1000
-    return ProvisionResult(tenant=tenant, admin_username=admin.get_username(), invitation_url=invitation,
-                           from_pool=from_pool, demo_users=demo_users, timings_ms=timings)
+    return ProvisionResult(
+        tenant=tenant,
+        admin_username=admin.get_username(),
+        invitation_url=invitation,
+        from_pool=from_pool,
+        demo_users=demo_users,
+        timings_ms=timings,
+    )
 
 
 def _user_create(*, email: str, password: str | None, role: str) -> AbstractBaseUser:
@@ -233,8 +256,9 @@ def invitation_url(*, domain: str, user: AbstractBaseUser, scheme: str, port: in
 
 def _provisioning_invitation_url(*, request: ProvisionRequest, user: AbstractBaseUser) -> str:
     # Provisioning runs from a command or a task, with no HTTP request to take them from.
-    return invitation_url(domain=request.domain, user=user, scheme=settings.VIGIL_PUBLIC_SCHEME,
-                          port=settings.VIGIL_PUBLIC_PORT)
+    return invitation_url(
+        domain=request.domain, user=user, scheme=settings.VIGIL_PUBLIC_SCHEME, port=settings.VIGIL_PUBLIC_PORT
+    )
 
 
 @owner_connection()
@@ -298,8 +322,9 @@ def _status_change(*, schema_name: str, to: str, expect: str, verb: str, actor: 
     tenant = tenant_get(schema_name=schema_name)
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if tenant.status != expect:
-        raise TenantStateError(f"tenant {schema_name!r} is {tenant.status}, not {expect}",
-                               schema=schema_name, status=tenant.status)
+        raise TenantStateError(
+            f"tenant {schema_name!r} is {tenant.status}, not {expect}", schema=schema_name, status=tenant.status
+        )
     tenant.status = to
     tenant.save(update_fields=["status"])
     data = {"from": expect, "to": to}
@@ -316,16 +341,26 @@ def _status_change(*, schema_name: str, to: str, expect: str, verb: str, actor: 
 def tenant_suspend(*, schema_name: str, actor: Actor) -> Tenant:
     """Suspend an active tenant: its domain answers 403 and its agents stop at the next step
     boundary. Raises TenantNotFound, or TenantStateError when it is not active."""
-    return _status_change(schema_name=schema_name, to=TenantStatus.SUSPENDED, expect=TenantStatus.ACTIVE,
-                          verb="tenant.suspended", actor=actor)
+    return _status_change(
+        schema_name=schema_name,
+        to=TenantStatus.SUSPENDED,
+        expect=TenantStatus.ACTIVE,
+        verb="tenant.suspended",
+        actor=actor,
+    )
 
 
 @transaction.atomic(durable=True)
 def tenant_resume(*, schema_name: str, actor: Actor) -> Tenant:
     """Resume a suspended tenant. Raises TenantNotFound, or TenantStateError when it is not
     suspended."""
-    tenant = _status_change(schema_name=schema_name, to=TenantStatus.ACTIVE, expect=TenantStatus.SUSPENDED,
-                            verb="tenant.resumed", actor=actor)
+    tenant = _status_change(
+        schema_name=schema_name,
+        to=TenantStatus.ACTIVE,
+        expect=TenantStatus.SUSPENDED,
+        verb="tenant.resumed",
+        actor=actor,
+    )
     # Its agents' tasks stopped at a step boundary while suspended; the workers pick them up
     # again (by task name: tenants does not import the agents app).
     transaction.on_commit(lambda: current_app.send_task("agents.resend_held_tasks", kwargs={"schema": schema_name}))
@@ -333,8 +368,7 @@ def tenant_resume(*, schema_name: str, actor: Actor) -> Tenant:
 
 
 @transaction.atomic  # not durable: the admin's change form already runs in a transaction
-def tenant_update(*, schema_name: str, name: str, tier: str, limit_overrides: dict[str, int],
-                  actor: Actor) -> Tenant:
+def tenant_update(*, schema_name: str, name: str, tier: str, limit_overrides: dict[str, int], actor: Actor) -> Tenant:
     """Change a tenant's name, tier or limit overrides. Raises ProvisioningError naming a bad
     value; audits what changed."""
     name = (name or "").strip()
@@ -348,9 +382,11 @@ def tenant_update(*, schema_name: str, name: str, tier: str, limit_overrides: di
         raise ProvisioningError(str(exc), field="limit_overrides") from None
     connection.set_schema_to_public()
     tenant = Tenant.objects.select_for_update().get(pk=tenant_get(schema_name=schema_name).pk)
-    changes = {key: {"from": getattr(tenant, key), "to": value}
-               for key, value in (("name", name), ("tier", tier), ("limit_overrides", clean))
-               if getattr(tenant, key) != value}
+    changes = {
+        key: {"from": getattr(tenant, key), "to": value}
+        for key, value in (("name", name), ("tier", tier), ("limit_overrides", clean))
+        if getattr(tenant, key) != value
+    }
     if not changes:
         return tenant
     tenant.name, tenant.tier, tenant.limit_overrides = name, tier, clean
@@ -371,13 +407,20 @@ def tenant_delete(*, schema_name: str, confirm: str, actor: Actor) -> None:
     tenant = Tenant.objects.select_for_update().get(pk=tenant_get(schema_name=schema_name).pk)
     connection.set_tenant(tenant)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*), (SELECT hash FROM governance_auditevent ORDER BY seq DESC LIMIT 1) "
-                       "FROM governance_auditevent")
+        cursor.execute(
+            "SELECT count(*), (SELECT hash FROM governance_auditevent ORDER BY seq DESC LIMIT 1) "
+            "FROM governance_auditevent"
+        )
         events, head = cursor.fetchone()
     connection.set_schema_to_public()
     with connection.cursor() as cursor:
         cursor.execute(f"DROP SCHEMA {_quote(schema_name)} CASCADE")
     domains = list(tenant.domains.values_list("domain", flat=True))
     tenant.delete()
-    audit_record(actor=actor, verb="tenant.deleted", target_type="tenant", target_id=schema_name,
-                 data={"name": tenant.name, "domains": domains, "audit_events": events, "audit_head_hash": head})
+    audit_record(
+        actor=actor,
+        verb="tenant.deleted",
+        target_type="tenant",
+        target_id=schema_name,
+        data={"name": tenant.name, "domains": domains, "audit_events": events, "audit_head_hash": head},
+    )

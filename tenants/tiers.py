@@ -33,14 +33,30 @@ class Limits:
 LIMIT_NAMES = tuple(f.name for f in fields(Limits))
 
 TIER_LIMITS: dict[str, Limits] = {
-    Tier.FREE: Limits(max_agents=3, runs_per_day=200, tokens_per_month=200_000,
-                      requests_per_minute=60, max_pending_approvals=20),
-    Tier.STARTER: Limits(max_agents=10, runs_per_day=2_000, tokens_per_month=2_000_000,
-                         requests_per_minute=300, max_pending_approvals=100),
-    Tier.PROFESSIONAL: Limits(max_agents=50, runs_per_day=20_000, tokens_per_month=20_000_000,
-                              requests_per_minute=1_200, max_pending_approvals=1_000),
-    Tier.ENTERPRISE: Limits(max_agents=500, runs_per_day=500_000, tokens_per_month=500_000_000,
-                            requests_per_minute=6_000, max_pending_approvals=20_000),
+    Tier.FREE: Limits(
+        max_agents=3, runs_per_day=200, tokens_per_month=200_000, requests_per_minute=60, max_pending_approvals=20
+    ),
+    Tier.STARTER: Limits(
+        max_agents=10,
+        runs_per_day=2_000,
+        tokens_per_month=2_000_000,
+        requests_per_minute=300,
+        max_pending_approvals=100,
+    ),
+    Tier.PROFESSIONAL: Limits(
+        max_agents=50,
+        runs_per_day=20_000,
+        tokens_per_month=20_000_000,
+        requests_per_minute=1_200,
+        max_pending_approvals=1_000,
+    ),
+    Tier.ENTERPRISE: Limits(
+        max_agents=500,
+        runs_per_day=500_000,
+        tokens_per_month=500_000_000,
+        requests_per_minute=6_000,
+        max_pending_approvals=20_000,
+    ),
 }
 
 

@@ -22,8 +22,13 @@ class InvitationAcceptView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form: Any) -> HttpResponse:
         with transaction.atomic():
             response = super().form_valid(form)
-            audit_record(actor=Actor.for_user(form.user), verb="auth.invitation_accepted", target_type="user",
-                         target_id=form.user.pk, data={"username": form.user.get_username()})
+            audit_record(
+                actor=Actor.for_user(form.user),
+                verb="auth.invitation_accepted",
+                target_type="user",
+                target_id=form.user.pk,
+                data={"username": form.user.get_username()},
+            )
         return response
 
 

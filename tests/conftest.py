@@ -25,9 +25,9 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from django.test import Client
 
+from config.connection import connection
 from tenants.models import Tenant
 from tenants.services import provision_request_build, spare_pool_fill, tenant_provision
 
@@ -41,8 +41,9 @@ cast("dict[str, Any]", django_settings.DATABASES["default"]).update(django_setti
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(request: pytest.FixtureRequest, django_test_environment: None,
-                    django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+def django_db_setup(
+    request: pytest.FixtureRequest, django_test_environment: None, django_db_blocker: pytest.FixtureRequest
+) -> Iterator[None]:
     """Create the test database for every session, whatever the tests' markers say:
     execution tests commit real rows for worker processes without pytest-django's db marker."""
     from django.contrib.auth.models import Group, User
@@ -52,10 +53,13 @@ def django_db_setup(request: pytest.FixtureRequest, django_test_environment: Non
     with django_db_blocker.unblock():
         db_cfg = setup_databases(verbosity=verbosity, interactive=False, aliases={"default"})
         spare_pool_fill(size=SESSION_SPARES)
-        for name, domain, admin in (("Acme", "acme.localhost", "alice@acme.example"),
-                                    ("Beta", "beta.localhost", "bob@beta.example")):
-            request_ = provision_request_build(name=name, domain=domain, tier="starter", admin_email=admin,
-                                               admin_password=PASSWORD)
+        for name, domain, admin in (
+            ("Acme", "acme.localhost", "alice@acme.example"),
+            ("Beta", "beta.localhost", "bob@beta.example"),
+        ):
+            request_ = provision_request_build(
+                name=name, domain=domain, tier="starter", admin_email=admin, admin_password=PASSWORD
+            )
             tenant_provision(request=request_)
         connection.set_tenant(Tenant.objects.get(schema_name="acme"))
         rita = User.objects.create_user("rita@acme.example", "rita@acme.example", PASSWORD, is_staff=True)
@@ -69,8 +73,10 @@ def django_db_setup(request: pytest.FixtureRequest, django_test_environment: Non
         # Worker and web processes of this session are stopped by now, but PostgreSQL may
         # not have reaped their backends yet; the test database cannot be dropped until it has.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
         teardown_databases(db_cfg, verbosity=verbosity)
 
 
@@ -139,8 +145,7 @@ def _session_redis_url() -> str:
     name = settings.DATABASES["default"]["NAME"]
     # Databases 1-12 are for test sessions; 0 is the demo's, 13-15 the benchmarks'. Concurrent
     # sessions that must not share one set VIGIL_TEST_REDIS_DB.
-    index = int(os.environ.get("VIGIL_TEST_REDIS_DB") or
-                1 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 12)
+    index = int(os.environ.get("VIGIL_TEST_REDIS_DB") or 1 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 12)
     base = settings.REDIS_URL.rsplit("/", 1)[0]
     return f"{base}/{index}"
 
@@ -150,8 +155,10 @@ def database_url(*, owner: bool = False) -> str:
     import dj_database_url
 
     login = dj_database_url.parse(django_settings.DATABASE_OWNER_URL if owner else django_settings.DATABASE_URL)
-    return (f"postgres://{quote(login['USER'] or '')}:{quote(login['PASSWORD'] or '')}@{login['HOST']}:"
-            f"{login['PORT']}/{django_settings.DATABASES['default']['NAME']}")
+    return (
+        f"postgres://{quote(login['USER'] or '')}:{quote(login['PASSWORD'] or '')}@{login['HOST']}:"
+        f"{login['PORT']}/{django_settings.DATABASES['default']['NAME']}"
+    )
 
 
 @dataclass
@@ -166,10 +173,32 @@ class WorkerHandle:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "steps,housekeeping",
-             "-c", str(concurrency), "-P", "prefork", "--without-mingle", "--without-gossip",
-             "--loglevel", "INFO", "-n", f"test-{uuid.uuid4().hex[:8]}@%h"],
-            cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "steps,housekeeping",
+                "-c",
+                str(concurrency),
+                "-P",
+                "prefork",
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel",
+                "INFO",
+                "-n",
+                f"test-{uuid.uuid4().hex[:8]}@%h",
+            ],
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while b" ready." not in self.log_path.read_bytes()[offset:]:
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -204,11 +233,18 @@ def celery_env(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) 
     broker = _session_redis_url()
     redis.Redis.from_url(broker).flushdb()
     app.conf.broker_url = broker
-    return {**os.environ, "DATABASE_URL": database_url(), "DATABASE_OWNER_URL": database_url(owner=True),
-            "REDIS_URL": broker, "CELERY_BROKER_URL": broker,
-            "TASK_ACK_TIMEOUT_SECONDS": os.environ.get("TEST_TASK_ACK_TIMEOUT_SECONDS", "4"),
-            "TASK_RETRY_BASE_DELAY": "0.2", "TASK_RETRY_MAX_DELAY": "1.0", "VIGIL_LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DATABASE_OWNER_URL": database_url(owner=True),
+        "REDIS_URL": broker,
+        "CELERY_BROKER_URL": broker,
+        "TASK_ACK_TIMEOUT_SECONDS": os.environ.get("TEST_TASK_ACK_TIMEOUT_SECONDS", "4"),
+        "TASK_RETRY_BASE_DELAY": "0.2",
+        "TASK_RETRY_MAX_DELAY": "1.0",
+        "VIGIL_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,14 @@ def blueprint_class(name: str) -> type[BaseAgent]:
 
 def blueprint_describe(name: str) -> dict[str, Any]:
     cls = BLUEPRINTS[name]
-    return {"name": cls.name, "description": cls.description, "default_config": cls.default_config,
-            "config_schema": cls.config_schema, "input_schema": cls.input_schema, "tools": list(cls.tools)}
+    return {
+        "name": cls.name,
+        "description": cls.description,
+        "default_config": cls.default_config,
+        "config_schema": cls.config_schema,
+        "input_schema": cls.input_schema,
+        "tools": list(cls.tools),
+    }
 
 
-__all__ = ["BLUEPRINTS", "BaseAgent", "Decision", "StepContext", "StepView", "blueprint_class",
-           "blueprint_describe"]
+__all__ = ["BLUEPRINTS", "BaseAgent", "Decision", "StepContext", "StepView", "blueprint_class", "blueprint_describe"]

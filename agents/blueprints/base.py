@@ -88,5 +88,6 @@ class BaseAgent:
 
     def ask(self, task: str, user: str | dict[str, Any], schema: dict[str, Any]) -> LLMResult:
         text = user if isinstance(user, str) else json.dumps(user, sort_keys=True)
-        return self.provider.structured(task=task, system=self.config.get("system_prompt", ""), user=text,
-                                        schema=schema)
+        return self.provider.structured(
+            task=task, system=self.config.get("system_prompt", ""), user=text, schema=schema
+        )

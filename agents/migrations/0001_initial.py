@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,195 +16,356 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Agent',
+            name="Agent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('blueprint', models.CharField(max_length=50)),
-                ('config', models.JSONField(blank=True, default=dict)),
-                ('model_settings', models.JSONField(blank=True, default=dict, help_text='{"provider": "offline"|"openai", "model", "base_url", "api_key_env"}')),
-                ('privilege_ceiling', models.PositiveSmallIntegerField(choices=[(1, 'Read only'), (2, 'Execute (safe)'), (3, 'Execute (risky): needs approval'), (4, 'Admin: needs approval by an admin'), (5, 'Super admin: never automatic')], default=2, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(5)])),
-                ('automation_level', models.CharField(choices=[('manual', 'Manual: every side effect needs approval'), ('semi_auto', 'Semi-automatic: risky actions need approval'), ('full_auto', 'Fully automatic up to the ceiling (admin-level tools still need approval)')], default='semi_auto', max_length=20)),
-                ('status', models.CharField(choices=[('enabled', 'Enabled'), ('paused', 'Paused')], default='enabled', max_length=20)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("blueprint", models.CharField(max_length=50)),
+                ("config", models.JSONField(blank=True, default=dict)),
+                (
+                    "model_settings",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='{"provider": "offline"|"openai", "model", "base_url", "api_key_env"}',
+                    ),
+                ),
+                (
+                    "privilege_ceiling",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (1, "Read only"),
+                            (2, "Execute (safe)"),
+                            (3, "Execute (risky): needs approval"),
+                            (4, "Admin: needs approval by an admin"),
+                            (5, "Super admin: never automatic"),
+                        ],
+                        default=2,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(5),
+                        ],
+                    ),
+                ),
+                (
+                    "automation_level",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Manual: every side effect needs approval"),
+                            ("semi_auto", "Semi-automatic: risky actions need approval"),
+                            ("full_auto", "Fully automatic up to the ceiling (admin-level tools still need approval)"),
+                        ],
+                        default="semi_auto",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("enabled", "Enabled"), ("paused", "Paused")], default="enabled", max_length=20
+                    ),
+                ),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Effect',
+            name="Effect",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('idempotency_key', models.CharField(max_length=200, unique=True)),
-                ('step_index', models.PositiveIntegerField()),
-                ('tool', models.CharField(max_length=100)),
-                ('arguments_hash', models.CharField(max_length=64)),
-                ('result', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("idempotency_key", models.CharField(max_length=200, unique=True)),
+                ("step_index", models.PositiveIntegerField()),
+                ("tool", models.CharField(max_length=100)),
+                ("arguments_hash", models.CharField(max_length=64)),
+                ("result", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Tool',
+            name="Tool",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('privilege_level', models.PositiveSmallIntegerField(choices=[(1, 'Read only'), (2, 'Execute (safe)'), (3, 'Execute (risky): needs approval'), (4, 'Admin: needs approval by an admin'), (5, 'Super admin: never automatic')])),
-                ('args_schema', models.JSONField(default=dict, help_text="JSON schema of the tool's arguments")),
-                ('has_side_effect', models.BooleanField(default=False)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "privilege_level",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (1, "Read only"),
+                            (2, "Execute (safe)"),
+                            (3, "Execute (risky): needs approval"),
+                            (4, "Admin: needs approval by an admin"),
+                            (5, "Super admin: never automatic"),
+                        ]
+                    ),
+                ),
+                ("args_schema", models.JSONField(default=dict, help_text="JSON schema of the tool's arguments")),
+                ("has_side_effect", models.BooleanField(default=False)),
             ],
             options={
-                'ordering': ['privilege_level', 'name'],
+                "ordering": ["privilege_level", "name"],
             },
         ),
         migrations.CreateModel(
-            name='HistoricalAgent',
+            name="HistoricalAgent",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100)),
-                ('description', models.TextField(blank=True)),
-                ('blueprint', models.CharField(max_length=50)),
-                ('config', models.JSONField(blank=True, default=dict)),
-                ('model_settings', models.JSONField(blank=True, default=dict, help_text='{"provider": "offline"|"openai", "model", "base_url", "api_key_env"}')),
-                ('privilege_ceiling', models.PositiveSmallIntegerField(choices=[(1, 'Read only'), (2, 'Execute (safe)'), (3, 'Execute (risky): needs approval'), (4, 'Admin: needs approval by an admin'), (5, 'Super admin: never automatic')], default=2, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(5)])),
-                ('automation_level', models.CharField(choices=[('manual', 'Manual: every side effect needs approval'), ('semi_auto', 'Semi-automatic: risky actions need approval'), ('full_auto', 'Fully automatic up to the ceiling (admin-level tools still need approval)')], default='semi_auto', max_length=20)),
-                ('status', models.CharField(choices=[('enabled', 'Enabled'), ('paused', 'Paused')], default='enabled', max_length=20)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID")),
+                ("name", models.SlugField(max_length=100)),
+                ("description", models.TextField(blank=True)),
+                ("blueprint", models.CharField(max_length=50)),
+                ("config", models.JSONField(blank=True, default=dict)),
+                (
+                    "model_settings",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='{"provider": "offline"|"openai", "model", "base_url", "api_key_env"}',
+                    ),
+                ),
+                (
+                    "privilege_ceiling",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (1, "Read only"),
+                            (2, "Execute (safe)"),
+                            (3, "Execute (risky): needs approval"),
+                            (4, "Admin: needs approval by an admin"),
+                            (5, "Super admin: never automatic"),
+                        ],
+                        default=2,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(5),
+                        ],
+                    ),
+                ),
+                (
+                    "automation_level",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Manual: every side effect needs approval"),
+                            ("semi_auto", "Semi-automatic: risky actions need approval"),
+                            ("full_auto", "Fully automatic up to the ceiling (admin-level tools still need approval)"),
+                        ],
+                        default="semi_auto",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("enabled", "Enabled"), ("paused", "Paused")], default="enabled", max_length=20
+                    ),
+                ),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical agent',
-                'verbose_name_plural': 'historical agents',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical agent",
+                "verbose_name_plural": "historical agents",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='OutboxMessage',
+            name="OutboxMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=50)),
-                ('payload', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('effect', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='outbox', to='agents.effect')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(max_length=50)),
+                ("payload", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "effect",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="outbox", to="agents.effect"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Task',
+            name="Task",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('input', models.JSONField()),
-                ('output', models.JSONField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('assigned', 'Assigned'), ('acked', 'Acknowledged'), ('in_progress', 'In progress'), ('awaiting_approval', 'Awaiting approval'), ('retrying', 'Retrying'), ('completed', 'Completed'), ('verified', 'Verified'), ('escalated', 'Escalated'), ('cancelled', 'Cancelled')], db_index=True, default='queued', max_length=20)),
-                ('priority', models.PositiveSmallIntegerField(choices=[(1, 'Low'), (2, 'Medium'), (3, 'High'), (4, 'Critical')], default=2)),
-                ('attempt', models.PositiveIntegerField(default=0)),
-                ('ack_deadline', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('retry_count', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('correlation_id', models.CharField(blank=True, max_length=64)),
-                ('context', models.JSONField(blank=True, default=dict, help_text="the blueprint's working memory")),
-                ('agent_version', models.PositiveIntegerField(default=1)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tasks', to='agents.agent')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("input", models.JSONField()),
+                ("output", models.JSONField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("assigned", "Assigned"),
+                            ("acked", "Acknowledged"),
+                            ("in_progress", "In progress"),
+                            ("awaiting_approval", "Awaiting approval"),
+                            ("retrying", "Retrying"),
+                            ("completed", "Completed"),
+                            ("verified", "Verified"),
+                            ("escalated", "Escalated"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "priority",
+                    models.PositiveSmallIntegerField(
+                        choices=[(1, "Low"), (2, "Medium"), (3, "High"), (4, "Critical")], default=2
+                    ),
+                ),
+                ("attempt", models.PositiveIntegerField(default=0)),
+                ("ack_deadline", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("retry_count", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("correlation_id", models.CharField(blank=True, max_length=64)),
+                ("context", models.JSONField(blank=True, default=dict, help_text="the blueprint's working memory")),
+                ("agent_version", models.PositiveIntegerField(default=1)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="tasks", to="agents.agent"
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Step',
+            name="Step",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveIntegerField()),
-                ('action', models.CharField(max_length=100)),
-                ('arguments', models.JSONField(default=dict)),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('decision', models.CharField(default='allow', max_length=20)),
-                ('reasoning', models.TextField(blank=True)),
-                ('tokens', models.PositiveIntegerField(default=0)),
-                ('cost_usd', models.DecimalField(decimal_places=6, default=0, max_digits=12)),
-                ('latency_ms', models.FloatField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='agents.task')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("index", models.PositiveIntegerField()),
+                ("action", models.CharField(max_length=100)),
+                ("arguments", models.JSONField(default=dict)),
+                ("result", models.JSONField(blank=True, null=True)),
+                ("decision", models.CharField(default="allow", max_length=20)),
+                ("reasoning", models.TextField(blank=True)),
+                ("tokens", models.PositiveIntegerField(default=0)),
+                ("cost_usd", models.DecimalField(decimal_places=6, default=0, max_digits=12)),
+                ("latency_ms", models.FloatField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="steps", to="agents.task"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['task', 'index'],
+                "ordering": ["task", "index"],
             },
         ),
         migrations.AddField(
-            model_name='effect',
-            name='task',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='effects', to='agents.task'),
+            model_name="effect",
+            name="task",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="effects", to="agents.task"
+            ),
         ),
         migrations.CreateModel(
-            name='TaskEvent',
+            name="TaskEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('from_state', models.CharField(max_length=20)),
-                ('to_state', models.CharField(max_length=20)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('actor', models.CharField(max_length=200)),
-                ('attempt', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='agents.task')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("from_state", models.CharField(max_length=20)),
+                ("to_state", models.CharField(max_length=20)),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                ("actor", models.CharField(max_length=200)),
+                ("attempt", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="events", to="agents.task"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['task', 'id'],
+                "ordering": ["task", "id"],
             },
         ),
         migrations.AddField(
-            model_name='agent',
-            name='tools',
-            field=models.ManyToManyField(blank=True, related_name='agents', to='agents.tool'),
+            model_name="agent",
+            name="tools",
+            field=models.ManyToManyField(blank=True, related_name="agents", to="agents.tool"),
         ),
         migrations.CreateModel(
-            name='AgentConfigVersion',
+            name="AgentConfigVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('config', models.JSONField()),
-                ('model_settings', models.JSONField(default=dict)),
-                ('privilege_ceiling', models.PositiveSmallIntegerField()),
-                ('automation_level', models.CharField(max_length=20)),
-                ('author_label', models.CharField(blank=True, max_length=200)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('diff', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='agents.agent')),
-                ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("version", models.PositiveIntegerField()),
+                ("config", models.JSONField()),
+                ("model_settings", models.JSONField(default=dict)),
+                ("privilege_ceiling", models.PositiveSmallIntegerField()),
+                ("automation_level", models.CharField(max_length=20)),
+                ("author_label", models.CharField(blank=True, max_length=200)),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                ("diff", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="versions", to="agents.agent"
+                    ),
+                ),
+                (
+                    "author",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['agent', '-version'],
-                'constraints': [models.UniqueConstraint(fields=('agent', 'version'), name='agent_version_unique')],
+                "ordering": ["agent", "-version"],
+                "constraints": [models.UniqueConstraint(fields=("agent", "version"), name="agent_version_unique")],
             },
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['agent', 'state'], name='task_agent_state'),
+            model_name="task",
+            index=models.Index(fields=["agent", "state"], name="task_agent_state"),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.UniqueConstraint(fields=('task', 'index'), name='step_task_index_unique'),
+            model_name="step",
+            constraint=models.UniqueConstraint(fields=("task", "index"), name="step_task_index_unique"),
         ),
     ]

@@ -6,47 +6,67 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('agents', '0001_initial'),
+        ("agents", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         # Room on each page for the new version of an updated row, so a step's lease update
         # can stay on its page (a HOT update needs both this and no indexed column changed).
-        migrations.RunSQL("ALTER TABLE agents_task SET (fillfactor = 80)", "ALTER TABLE agents_task RESET (fillfactor)"),
+        migrations.RunSQL(
+            "ALTER TABLE agents_task SET (fillfactor = 80)", "ALTER TABLE agents_task RESET (fillfactor)"
+        ),
         migrations.AlterField(
-            model_name='effect',
-            name='idempotency_key',
+            model_name="effect",
+            name="idempotency_key",
             field=models.CharField(max_length=200),
         ),
         migrations.AlterField(
-            model_name='step',
-            name='task',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='agents.task'),
+            model_name="step",
+            name="task",
+            field=models.ForeignKey(
+                db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="steps", to="agents.task"
+            ),
         ),
         migrations.AlterField(
-            model_name='task',
-            name='ack_deadline',
+            model_name="task",
+            name="ack_deadline",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='task',
-            name='agent',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='tasks', to='agents.agent'),
+            model_name="task",
+            name="agent",
+            field=models.ForeignKey(
+                db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name="tasks", to="agents.agent"
+            ),
         ),
         migrations.AlterField(
-            model_name='task',
-            name='state',
-            field=models.CharField(choices=[('queued', 'Queued'), ('assigned', 'Assigned'), ('acked', 'Acknowledged'), ('in_progress', 'In progress'), ('awaiting_approval', 'Awaiting approval'), ('retrying', 'Retrying'), ('completed', 'Completed'), ('verified', 'Verified'), ('escalated', 'Escalated'), ('cancelled', 'Cancelled')], default='queued', max_length=20),
+            model_name="task",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("assigned", "Assigned"),
+                    ("acked", "Acknowledged"),
+                    ("in_progress", "In progress"),
+                    ("awaiting_approval", "Awaiting approval"),
+                    ("retrying", "Retrying"),
+                    ("completed", "Completed"),
+                    ("verified", "Verified"),
+                    ("escalated", "Escalated"),
+                    ("cancelled", "Cancelled"),
+                ],
+                default="queued",
+                max_length=20,
+            ),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['state'], name='task_state'),
+            model_name="task",
+            index=models.Index(fields=["state"], name="task_state"),
         ),
         migrations.AddConstraint(
-            model_name='effect',
-            constraint=models.UniqueConstraint(fields=('idempotency_key',), name='effect_idempotency_key_unique'),
+            model_name="effect",
+            constraint=models.UniqueConstraint(fields=("idempotency_key",), name="effect_idempotency_key_unique"),
         ),
     ]

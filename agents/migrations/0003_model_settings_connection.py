@@ -9,7 +9,6 @@ HELP = '{"provider": "offline"} or {"connection": "<an LLM connection>", "model"
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("agents", "0002_task_indexes_for_hot_updates"),
     ]

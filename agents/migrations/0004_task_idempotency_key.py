@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("agents", "0003_model_settings_connection"),
     ]
@@ -19,7 +18,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name="task",
-            constraint=models.UniqueConstraint(condition=models.Q(("idempotency_key__isnull", False)),
-                                               fields=("idempotency_key",), name="task_idempotency_key_unique"),
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key__isnull", False)),
+                fields=("idempotency_key",),
+                name="task_idempotency_key_unique",
+            ),
         ),
     ]

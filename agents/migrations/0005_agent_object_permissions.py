@@ -5,7 +5,6 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("agents", "0004_task_idempotency_key"),
     ]
@@ -13,8 +12,12 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AlterModelOptions(
             name="agent",
-            options={"ordering": ["name"],
-                     "permissions": [("manage_agent", "Can manage and run this agent"),
-                                     ("review_agent", "Can review this agent's approval requests")]},
+            options={
+                "ordering": ["name"],
+                "permissions": [
+                    ("manage_agent", "Can manage and run this agent"),
+                    ("review_agent", "Can review this agent's approval requests"),
+                ],
+            },
         ),
     ]

@@ -42,4 +42,4 @@ def tool_spec(name: str) -> ToolSpec:
 
 from agents.tools import builtin  # noqa: E402,F401  (registers the shipped tools)
 
-__all__ = ["TOOLS", "ToolResult", "ToolSpec", "PrivilegeLevel", "register", "tool_spec"]
+__all__ = ["TOOLS", "PrivilegeLevel", "ToolResult", "ToolSpec", "register", "tool_spec"]

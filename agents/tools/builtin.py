@@ -18,8 +18,9 @@ def _send_reply(args: dict[str, Any]) -> ToolResult:
 
 
 def _issue_refund(args: dict[str, Any]) -> ToolResult:
-    return ToolResult({"refunded": True, "amount": args["amount"], "currency": args["currency"]},
-                      outbox=("refund", dict(args)))
+    return ToolResult(
+        {"refunded": True, "amount": args["amount"], "currency": args["currency"]}, outbox=("refund", dict(args))
+    )
 
 
 def _restart_service(args: dict[str, Any]) -> ToolResult:
@@ -31,34 +32,92 @@ def _lookup_order(args: dict[str, Any]) -> ToolResult:
     return ToolResult({"order_id": args["order_id"], "found": True})
 
 
-register(ToolSpec(
-    name="escalate_to_human", description="Hand the task to a human with a reason.",
-    level=PrivilegeLevel.EXECUTE_SAFE, has_side_effect=False, run=_escalate,
-    args_schema={"type": "object", "additionalProperties": False, "required": ["reason"],
-                 "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500},
-                                "queue": {"type": "string", "maxLength": 100}}}))
-register(ToolSpec(
-    name="send_reply", description="Send a reply to the customer.",
-    level=PrivilegeLevel.EXECUTE_SAFE, has_side_effect=True, run=_send_reply,
-    args_schema={"type": "object", "additionalProperties": False, "required": ["to", "body"],
-                 "properties": {"to": {"type": "string", "minLength": 1, "maxLength": 200},
-                                "subject": {"type": "string", "maxLength": 200},
-                                "body": {"type": "string", "minLength": 1, "maxLength": 10000}}}))
-register(ToolSpec(
-    name="issue_refund", description="Refund a customer's order.",
-    level=PrivilegeLevel.EXECUTE_RISKY, has_side_effect=True, run=_issue_refund,
-    args_schema={"type": "object", "additionalProperties": False, "required": ["order_id", "amount", "currency"],
-                 "properties": {"order_id": {"type": "string", "minLength": 1, "maxLength": 100},
-                                "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": 100000},
-                                "currency": {"type": "string", "enum": ["EUR", "USD", "GBP"]}}}))
-register(ToolSpec(
-    name="restart_service", description="Restart a production service.",
-    level=PrivilegeLevel.ADMIN, has_side_effect=True, run=_restart_service,
-    args_schema={"type": "object", "additionalProperties": False, "required": ["service"],
-                 "properties": {"service": {"type": "string", "minLength": 1, "maxLength": 100},
-                                "reason": {"type": "string", "maxLength": 500}}}))
-register(ToolSpec(
-    name="lookup_order", description="Look an order up (read only).",
-    level=PrivilegeLevel.READ_ONLY, has_side_effect=False, run=_lookup_order,
-    args_schema={"type": "object", "additionalProperties": False, "required": ["order_id"],
-                 "properties": {"order_id": {"type": "string", "minLength": 1, "maxLength": 100}}}))
+register(
+    ToolSpec(
+        name="escalate_to_human",
+        description="Hand the task to a human with a reason.",
+        level=PrivilegeLevel.EXECUTE_SAFE,
+        has_side_effect=False,
+        run=_escalate,
+        args_schema={
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["reason"],
+            "properties": {
+                "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+                "queue": {"type": "string", "maxLength": 100},
+            },
+        },
+    )
+)
+register(
+    ToolSpec(
+        name="send_reply",
+        description="Send a reply to the customer.",
+        level=PrivilegeLevel.EXECUTE_SAFE,
+        has_side_effect=True,
+        run=_send_reply,
+        args_schema={
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["to", "body"],
+            "properties": {
+                "to": {"type": "string", "minLength": 1, "maxLength": 200},
+                "subject": {"type": "string", "maxLength": 200},
+                "body": {"type": "string", "minLength": 1, "maxLength": 10000},
+            },
+        },
+    )
+)
+register(
+    ToolSpec(
+        name="issue_refund",
+        description="Refund a customer's order.",
+        level=PrivilegeLevel.EXECUTE_RISKY,
+        has_side_effect=True,
+        run=_issue_refund,
+        args_schema={
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["order_id", "amount", "currency"],
+            "properties": {
+                "order_id": {"type": "string", "minLength": 1, "maxLength": 100},
+                "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": 100000},
+                "currency": {"type": "string", "enum": ["EUR", "USD", "GBP"]},
+            },
+        },
+    )
+)
+register(
+    ToolSpec(
+        name="restart_service",
+        description="Restart a production service.",
+        level=PrivilegeLevel.ADMIN,
+        has_side_effect=True,
+        run=_restart_service,
+        args_schema={
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["service"],
+            "properties": {
+                "service": {"type": "string", "minLength": 1, "maxLength": 100},
+                "reason": {"type": "string", "maxLength": 500},
+            },
+        },
+    )
+)
+register(
+    ToolSpec(
+        name="lookup_order",
+        description="Look an order up (read only).",
+        level=PrivilegeLevel.READ_ONLY,
+        has_side_effect=False,
+        run=_lookup_order,
+        args_schema={
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["order_id"],
+            "properties": {"order_id": {"type": "string", "minLength": 1, "maxLength": 100}},
+        },
+    )
+)

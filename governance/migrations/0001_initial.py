@@ -57,7 +57,12 @@ class Migration(migrations.Migration):
                 ("prev_hash", models.CharField(max_length=64)),
                 ("hash", models.CharField(max_length=64)),
                 ("created_at", models.DateTimeField()),
-                ("actor_type", models.CharField(choices=[("user", "User"), ("agent", "Agent"), ("system", "System")], max_length=16)),
+                (
+                    "actor_type",
+                    models.CharField(
+                        choices=[("user", "User"), ("agent", "Agent"), ("system", "System")], max_length=16
+                    ),
+                ),
                 ("actor_id", models.CharField(max_length=64)),
                 ("actor_label", models.CharField(max_length=200)),
                 ("verb", models.CharField(max_length=100)),

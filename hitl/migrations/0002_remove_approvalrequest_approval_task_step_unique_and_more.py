@@ -5,20 +5,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('agents', '0001_initial'),
-        ('hitl', '0001_initial'),
+        ("agents", "0001_initial"),
+        ("hitl", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='approvalrequest',
-            name='approval_task_step_unique',
+            model_name="approvalrequest",
+            name="approval_task_step_unique",
         ),
         migrations.AddConstraint(
-            model_name='approvalrequest',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'pending')), fields=('task', 'step_index'), name='approval_task_step_pending_unique'),
+            model_name="approvalrequest",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "pending")),
+                fields=("task", "step_index"),
+                name="approval_task_step_pending_unique",
+            ),
         ),
     ]

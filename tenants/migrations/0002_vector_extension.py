@@ -9,6 +9,5 @@ class Migration(migrations.Migration):
     dependencies = [("tenants", "0001_initial")]
 
     operations = [
-        migrations.RunSQL("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public",
-                          migrations.RunSQL.noop),
+        migrations.RunSQL("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public", migrations.RunSQL.noop),
     ]

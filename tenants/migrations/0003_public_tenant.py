@@ -8,7 +8,8 @@ def create_public_tenant(apps, schema_editor):
     Tenant = apps.get_model("tenants", "Tenant")
     Domain = apps.get_model("tenants", "Domain")
     public, _ = Tenant.objects.get_or_create(
-        schema_name="public", defaults={"name": "Operators", "tier": "enterprise", "status": "active"})
+        schema_name="public", defaults={"name": "Operators", "tier": "enterprise", "status": "active"}
+    )
     Domain.objects.get_or_create(domain=settings.VIGIL_PUBLIC_DOMAIN, defaults={"tenant": public, "is_primary": True})
 
 

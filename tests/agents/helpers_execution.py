@@ -31,12 +31,12 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection
 
 from agents.engine import advance
 from agents.models import Agent, Effect, OutboxMessage, Task
 from agents.services import agent_create, task_submit
 from agents.tasks import advance_task
+from config.connection import connection
 from governance.models import AuditEvent
 from tenants.models import Tenant
 from tests.conftest import WorkerHandle
@@ -44,8 +44,11 @@ from tests.conftest import WorkerHandle
 FINAL = frozenset({"verified", "escalated", "cancelled"})
 ALICE = "alice@acme.example"  # acme admin
 RITA = "rita@acme.example"  # acme reviewer
-REFUND_TICKET = {"text": "Please refund 25 EUR for order #AB1234, it arrived broken",
-                 "customer_email": "dana@example.com", "subject": "Broken parcel"}
+REFUND_TICKET = {
+    "text": "Please refund 25 EUR for order #AB1234, it arrived broken",
+    "customer_email": "dana@example.com",
+    "subject": "Broken parcel",
+}
 BILLING_TICKET = {"text": "My invoice shows a double charge, please fix it", "customer_email": "dana@example.com"}
 REFUND_ARGUMENTS = {"order_id": "AB1234", "amount": 25.0, "currency": "EUR"}
 
@@ -68,6 +71,7 @@ def wait_until(check: Callable[[], T], *, timeout: float = 20, what: str = "the 
 
 def wait_for_state(task_id: int, states: set[str] | frozenset[str], timeout: float = 20) -> Task:
     """The task, once its state is one of ``states`` (read in the connection's current schema)."""
+
     def reached() -> Task | None:
         task = Task.objects.get(pk=task_id)
         return task if task.state in states else None
@@ -76,8 +80,10 @@ def wait_for_state(task_id: int, states: set[str] | frozenset[str], timeout: flo
         return wait_until(reached, timeout=timeout, what=f"task {task_id} to reach {sorted(states)}")
     except AssertionError:
         task = Task.objects.get(pk=task_id)
-        raise AssertionError(f"task {task_id} stuck in {task.state} (attempt {task.attempt}, "
-                             f"retries {task.retry_count}, last error {task.last_error!r})") from None
+        raise AssertionError(
+            f"task {task_id} stuck in {task.state} (attempt {task.attempt}, "
+            f"retries {task.retry_count}, last error {task.last_error!r})"
+        ) from None
 
 
 # ------------------------------------------------------------------------------ tenants, cast, agents
@@ -132,8 +138,11 @@ def effect_keys(task: Task) -> list[str]:
 
 
 def audit_verbs(*, target_type: str, target_id: int) -> list[str]:
-    return list(AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id))
-                .order_by("seq").values_list("verb", flat=True))
+    return list(
+        AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id))
+        .order_by("seq")
+        .values_list("verb", flat=True)
+    )
 
 
 # ------------------------------------------------------------------------------ messages
@@ -145,8 +154,9 @@ def send_advance(*, task_id: int, attempt: int, schema: str | None = "acme") -> 
         from config.celery import app
 
         return str(app.send_task(advance_task.name, kwargs={"task_id": task_id, "attempt": attempt}, queue="steps").id)
-    return str(advance_task.apply_async(kwargs={"schema": schema, "task_id": task_id, "attempt": attempt},
-                                        queue="steps").id)
+    return str(
+        advance_task.apply_async(kwargs={"schema": schema, "task_id": task_id, "attempt": attempt}, queue="steps").id
+    )
 
 
 def advance_here(task_id: int) -> str:
@@ -155,13 +165,16 @@ def advance_here(task_id: int) -> str:
     return advance(task_id=task_id, attempt=Task.objects.get(pk=task_id).attempt)
 
 
-_OUTCOME = re.compile(r"Task agents\.advance_task\[(?P<id>[0-9a-f-]+)\] (?:succeeded in [0-9.e-]+s: '(?P<result>\w+)'"
-                      r"|(?P<rejected>reject) requeue|(?P<raised>raised))")
+_OUTCOME = re.compile(
+    r"Task agents\.advance_task\[(?P<id>[0-9a-f-]+)\] (?:succeeded in [0-9.e-]+s: '(?P<result>\w+)'"
+    r"|(?P<rejected>reject) requeue|(?P<raised>raised))"
+)
 
 
 def outcome(worker: WorkerHandle, message_id: str, *, timeout: float = 20) -> str:
     """What the worker did with one message: the engine's answer ('stale', 'stepped', ...),
     'reject' (refused by TenantTask) or 'raised'."""
+
     def find() -> str | None:
         for match in _OUTCOME.finditer(worker.log_path.read_text(errors="replace")):
             if match["id"] == message_id:
@@ -183,8 +196,14 @@ def database_connect(*, autocommit: bool = False) -> psycopg.Connection[Any]:
     """A connection of our own to the test database, outside Django (to hold locks, watch
     pg_stat_activity)."""
     db = settings.DATABASES["default"]
-    return psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None,
-                           dbname=db["NAME"], autocommit=autocommit)
+    return psycopg.connect(
+        host=db["HOST"],
+        port=db["PORT"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+        autocommit=autocommit,
+    )
 
 
 @contextmanager
@@ -207,15 +226,18 @@ AUDIT_INSERT = "SELECT seq, hash FROM governance_audit_append%"
 # A plain step (lease, effect, outbox, step, audit event) is one statement (agents.statements.STEP).
 STEP_STATEMENT = "WITH claim AS (UPDATE agents_task SET attempt%"
 # The engine claims the task row with a conditional UPDATE (attempt check + lease bump).
-TASK_ROW_LOCK = 'UPDATE agents_task SET attempt%'
+TASK_ROW_LOCK = "UPDATE agents_task SET attempt%"
 
 
 def lock_waiters(query_like: str) -> list[int]:
     """PIDs of the test database's backends waiting for a lock in a statement LIKE
     ``query_like`` (read fresh each time: pg_stat_activity is a snapshot per transaction)."""
     with database_connect(autocommit=True) as conn:
-        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                            "AND wait_event_type = 'Lock' AND query LIKE %s", [query_like]).fetchall()
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE %s",
+            [query_like],
+        ).fetchall()
     return [row[0] for row in rows]
 
 
@@ -223,8 +245,9 @@ def waiting_for(pid: int) -> str | None:
     """What backend ``pid`` waits for: 'relation' (a table lock, such as the audit trail we
     lock), 'transactionid' or 'tuple' (a row another transaction holds), or None."""
     with database_connect(autocommit=True) as conn:
-        row = conn.execute("SELECT wait_event FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'",
-                           [pid]).fetchone()
+        row = conn.execute(
+            "SELECT wait_event FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'", [pid]
+        ).fetchone()
     return row[0] if row else None
 
 
@@ -236,8 +259,11 @@ def backend_alive(pid: int) -> bool:
 def holds_row_exclusive(pid: int, relation: str) -> bool:
     """Has backend ``pid`` written to ``relation`` ("schema.table") in its open transaction?"""
     with database_connect(autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND relation = %s::regclass "
-                           "AND mode = 'RowExclusiveLock' AND granted", [pid, relation]).fetchone()
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE pid = %s AND relation = %s::regclass "
+            "AND mode = 'RowExclusiveLock' AND granted",
+            [pid, relation],
+        ).fetchone()
     return bool(row and row[0])
 
 
@@ -251,10 +277,19 @@ def closed_port() -> socket.socket:
 
 # ------------------------------------------------------------------------------ an OpenAI-compatible stub
 TRIAGE_OUTPUT: dict[str, Any] = {
-    "category": "billing", "priority": "high", "confidence": 0.91, "clarification_needed": False,
+    "category": "billing",
+    "priority": "high",
+    "confidence": 0.91,
+    "clarification_needed": False,
     "summary": "Customer was charged twice for one invoice",
-    "metadata": {"order_id": "AB1234", "amount": 49.9, "currency": "EUR", "email": "dana@example.com",
-                 "sentiment": "negative", "wants_refund": False},
+    "metadata": {
+        "order_id": "AB1234",
+        "amount": 49.9,
+        "currency": "EUR",
+        "email": "dana@example.com",
+        "sentiment": "negative",
+        "wants_refund": False,
+    },
 }
 # gpt-4o-mini prices these at exactly 0.00036 USD (0.15 and 0.60 USD per million tokens).
 STUB_USAGE = {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}
@@ -262,10 +297,21 @@ STUB_USAGE = {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1
 
 def chat_completion(content: str, *, model: str = "stub-model-1") -> dict[str, Any]:
     """A chat.completion body as the OpenAI API sends it."""
-    return {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
-            "model": model, "usage": STUB_USAGE,
-            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                         "message": {"role": "assistant", "content": content, "refusal": None}}]}
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "usage": STUB_USAGE,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "logprobs": None,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+            }
+        ],
+    }
 
 
 class OpenAIStub:
@@ -280,12 +326,16 @@ class OpenAIStub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                stub.requests.append({"path": self.path, "body": body,
-                                      "headers": {k.lower(): v for k, v in self.headers.items()}})
-                status, payload = ((404, {"error": {"message": f"no route {self.path}"}})
-                                   if self.path != "/v1/chat/completions" else stub.reply(body))
+                stub.requests.append(
+                    {"path": self.path, "body": body, "headers": {k.lower(): v for k, v in self.headers.items()}}
+                )
+                status, payload = (
+                    (404, {"error": {"message": f"no route {self.path}"}})
+                    if self.path != "/v1/chat/completions"
+                    else stub.reply(body)
+                )
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -346,8 +396,7 @@ def worker_settings(settings: Any, celery_env: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def worker_start(only_our_workers: None, celery_env: dict[str, str],
-                 tmp_path: Path) -> Iterator[StartWorker]:
+def worker_start(only_our_workers: None, celery_env: dict[str, str], tmp_path: Path) -> Iterator[StartWorker]:
     """Start workers of our own (``worker_start(env={...}, concurrency=1)``); all of them are
     stopped when the test ends."""
     handles: list[WorkerHandle] = []

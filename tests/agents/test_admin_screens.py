@@ -34,20 +34,37 @@ def _run_until(task: Task, state: str) -> Task:
 
 
 def test_admin_shows_config_validation_errors_on_the_agent_form_and_saves_nothing(alice: Client, in_acme) -> None:
-    response = alice.post("/admin/agents/agent/add/", {
-        "name": "bad-config", "blueprint": "triage", "config": '{"confidence_threshold": "high"}',
-        "model_settings": '{"provider": "offline"}', "privilege_ceiling": 2, "automation_level": "semi_auto",
-        **NO_INLINE_FORMS})
+    response = alice.post(
+        "/admin/agents/agent/add/",
+        {
+            "name": "bad-config",
+            "blueprint": "triage",
+            "config": '{"confidence_threshold": "high"}',
+            "model_settings": '{"provider": "offline"}',
+            "privilege_ceiling": 2,
+            "automation_level": "semi_auto",
+            **NO_INLINE_FORMS,
+        },
+    )
     assert response.status_code == 200
     assert "config.confidence_threshold" in response.content.decode()
     assert not Agent.objects.filter(name="bad-config").exists()
 
 
 def test_admin_creates_an_agent_through_the_service_with_version_one(alice: Client, in_acme) -> None:
-    response = alice.post("/admin/agents/agent/add/", {
-        "name": "admin-made", "blueprint": "triage", "config": '{"confidence_threshold": 0.7}',
-        "model_settings": '{"provider": "offline"}', "privilege_ceiling": 2, "automation_level": "semi_auto",
-        "reason": "first", **NO_INLINE_FORMS})
+    response = alice.post(
+        "/admin/agents/agent/add/",
+        {
+            "name": "admin-made",
+            "blueprint": "triage",
+            "config": '{"confidence_threshold": 0.7}',
+            "model_settings": '{"provider": "offline"}',
+            "privilege_ceiling": 2,
+            "automation_level": "semi_auto",
+            "reason": "first",
+            **NO_INLINE_FORMS,
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     agent = Agent.objects.get(name="admin-made")
     assert agent.version == 1
@@ -59,12 +76,22 @@ def test_admin_change_makes_a_new_version_and_rollback_restores_the_old_config(a
     agent = agent_create(name="versioned", blueprint="triage", config={"confidence_threshold": 0.5})
     page = alice.get(f"/admin/agents/agent/{agent.pk}/change/")
     assert page.status_code == 200
-    response = alice.post(f"/admin/agents/agent/{agent.pk}/change/", {
-        "description": "", "config": '{"confidence_threshold": 0.9}', "model_settings": '{"provider": "offline"}',
-        "privilege_ceiling": 2, "automation_level": "semi_auto",
-        "tools": list(agent.tools.values_list("pk", flat=True)), "reason": "stricter",
-        "versions-TOTAL_FORMS": "1", "versions-INITIAL_FORMS": "1",
-        "versions-0-id": agent.versions.get().pk, "versions-0-agent": agent.pk})
+    response = alice.post(
+        f"/admin/agents/agent/{agent.pk}/change/",
+        {
+            "description": "",
+            "config": '{"confidence_threshold": 0.9}',
+            "model_settings": '{"provider": "offline"}',
+            "privilege_ceiling": 2,
+            "automation_level": "semi_auto",
+            "tools": list(agent.tools.values_list("pk", flat=True)),
+            "reason": "stricter",
+            "versions-TOTAL_FORMS": "1",
+            "versions-INITIAL_FORMS": "1",
+            "versions-0-id": agent.versions.get().pk,
+            "versions-0-agent": agent.pk,
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     agent.refresh_from_db()
     assert (agent.version, agent.config) == (2, {"confidence_threshold": 0.9})
@@ -78,8 +105,10 @@ def test_admin_change_makes_a_new_version_and_rollback_restores_the_old_config(a
 def test_admin_run_view_queues_a_task_and_the_task_page_shows_its_steps(alice: Client, in_acme) -> None:
     agent = agent_create(name="runner", blueprint="triage")
     assert alice.get(f"/admin/agents/agent/{agent.pk}/run/").status_code == 200
-    response = alice.post(f"/admin/agents/agent/{agent.pk}/run/",
-                          {"input": '{"text": "The app crashes with error 500 when I upload"}', "priority": 3})
+    response = alice.post(
+        f"/admin/agents/agent/{agent.pk}/run/",
+        {"input": '{"text": "The app crashes with error 500 when I upload"}', "priority": 3},
+    )
     task = Task.objects.get(agent=agent)
     assert response.status_code == 302 and response["Location"].endswith(f"/admin/agents/task/{task.pk}/change/")
     assert task.priority == 3 and task.state == "assigned"
@@ -105,8 +134,10 @@ def test_admin_approves_a_refund_and_the_task_resumes_at_that_action(alice: Clie
     assert f"/admin/hitl/approvalrequest/{approval.pk}/decide/" in page and approval.action_hash in page
     decide = alice.get(f"/admin/hitl/approvalrequest/{approval.pk}/decide/").content.decode()
     assert "Approve exactly this action" in decide and "AB1234" in decide
-    response = alice.post(f"/admin/hitl/approvalrequest/{approval.pk}/decide/",
-                          {"verdict": "approve", "action_hash": approval.action_hash, "note": "ok"})
+    response = alice.post(
+        f"/admin/hitl/approvalrequest/{approval.pk}/decide/",
+        {"verdict": "approve", "action_hash": approval.action_hash, "note": "ok"},
+    )
     assert response.status_code == 302
     approval.refresh_from_db()
     assert approval.status == "approved" and approval.decided_by.username == "alice@acme.example"
@@ -129,8 +160,9 @@ def test_viewer_cannot_run_agents_from_the_admin(in_acme, acme_client: Client) -
     assert not Task.objects.filter(agent=agent).exists()
 
 
-def test_only_a_reviewer_or_admin_reaches_the_decision_page_and_a_viewer_cannot_decide(in_acme,
-                                                                                     acme_client: Client) -> None:
+def test_only_a_reviewer_or_admin_reaches_the_decision_page_and_a_viewer_cannot_decide(
+    in_acme, acme_client: Client
+) -> None:
     from django.contrib.auth.models import Group, User
 
     viewer = User.objects.create_user("vic@acme.example", password=PASSWORD, is_staff=True)
@@ -141,8 +173,10 @@ def test_only_a_reviewer_or_admin_reaches_the_decision_page_and_a_viewer_cannot_
     approval = ApprovalRequest.objects.get(task=task)
     assert acme_client.login(username="vic@acme.example", password=PASSWORD)
     assert acme_client.get(f"/admin/hitl/approvalrequest/{approval.pk}/decide/").status_code == 403
-    acme_client.post(f"/admin/hitl/approvalrequest/{approval.pk}/decide/",
-                     {"verdict": "approve", "action_hash": approval.action_hash})
+    acme_client.post(
+        f"/admin/hitl/approvalrequest/{approval.pk}/decide/",
+        {"verdict": "approve", "action_hash": approval.action_hash},
+    )
     approval.refresh_from_db()
     assert approval.status == "pending" and approval.decided_by is None
     assert acme_client.login(username="rita@acme.example", password=PASSWORD)
@@ -151,8 +185,9 @@ def test_only_a_reviewer_or_admin_reaches_the_decision_page_and_a_viewer_cannot_
 
 def _refund_waiting(name: str, *, requester: User | None = None) -> ApprovalRequest:
     agent = agent_create(name=name, blueprint="resolution", privilege_ceiling=3)
-    task = task_submit(agent_name=agent.name, input={"text": "Please refund 25 EUR for order #AB1234, it broke"},
-                       user=requester)
+    task = task_submit(
+        agent_name=agent.name, input={"text": "Please refund 25 EUR for order #AB1234, it broke"}, user=requester
+    )
     _run_until(task, "awaiting_approval")
     return ApprovalRequest.objects.get(task=task)
 
@@ -160,8 +195,9 @@ def _refund_waiting(name: str, *, requester: User | None = None) -> ApprovalRequ
 def _undecided(approval: ApprovalRequest) -> None:
     approval.refresh_from_db()
     assert (approval.status, approval.decided_by) == ("pending", None)
-    assert not AuditEvent.objects.filter(target_type="approval", target_id=str(approval.pk),
-                                         verb__in=["approval.approved", "approval.rejected"]).exists()
+    assert not AuditEvent.objects.filter(
+        target_type="approval", target_id=str(approval.pk), verb__in=["approval.approved", "approval.rejected"]
+    ).exists()
 
 
 def test_the_admin_who_ran_a_task_is_refused_its_decision_page_with_the_rule_named(alice: Client, in_acme) -> None:
@@ -178,10 +214,12 @@ def test_the_admin_who_ran_a_task_is_refused_its_decision_page_with_the_rule_nam
 
 
 def test_the_latest_config_author_is_refused_the_decision_page_and_another_reviewer_decides(
-        alice: Client, in_acme, acme_client: Client) -> None:
+    alice: Client, in_acme, acme_client: Client
+) -> None:
     approval = _refund_waiting("tuned-refunder")
-    agent_update(agent_id=approval.task.agent_id, user=User.objects.get(username="alice@acme.example"),
-                 config={"max_refund": 30})
+    agent_update(
+        agent_id=approval.task.agent_id, user=User.objects.get(username="alice@acme.example"), config={"max_refund": 30}
+    )
     decide = f"/admin/hitl/approvalrequest/{approval.pk}/decide/"
     response = alice.get(decide)
     assert response.status_code == 403 and "(rule: config_author)" in response.content.decode()

@@ -19,14 +19,20 @@ def _create(client: Client, **fields: Any) -> Any:
 
 
 def _config_change(client: Client, agent: str, config: dict[str, Any], reason: str = "") -> Any:
-    return client.patch(f"/api/v1/agents/{agent}/", {"config": config, "reason": reason},
-                        content_type="application/json")
+    return client.patch(
+        f"/api/v1/agents/{agent}/", {"config": config, "reason": reason}, content_type="application/json"
+    )
 
 
 def test_creating_an_agent_returns_201_records_version_1_and_grants_the_blueprints_tools(
-        acme: Tenant, acme_client: Client) -> None:
-    response = _create(signed_in(acme_client, acme, ALICE), name="front-desk", description="first line",
-                       config={"confidence_threshold": 0.8})
+    acme: Tenant, acme_client: Client
+) -> None:
+    response = _create(
+        signed_in(acme_client, acme, ALICE),
+        name="front-desk",
+        description="first line",
+        config={"confidence_threshold": 0.8},
+    )
     assert response.status_code == 201
     body = response.json()
     assert (body["name"], body["blueprint"], body["version"], body["status"]) == ("front-desk", "triage", 1, "enabled")
@@ -39,7 +45,12 @@ def test_creating_an_agent_returns_201_records_version_1_and_grants_the_blueprin
     assert sorted(agent.tools.values_list("name", flat=True)) == sorted(BLUEPRINTS["triage"].tools)
     (version,) = AgentConfigVersion.objects.filter(agent=agent)
     assert (version.version, version.config, version.author.username, version.author_label, version.reason) == (
-        1, {"confidence_threshold": 0.8}, ALICE, ALICE, "created")
+        1,
+        {"confidence_threshold": 0.8},
+        ALICE,
+        ALICE,
+        "created",
+    )
 
 
 def test_creating_an_agent_is_audited_as_agent_created_by_the_user(acme: Tenant, acme_client: Client) -> None:
@@ -92,8 +103,12 @@ def test_agent_list_filters_by_blueprint(acme: Tenant, acme_client: Client) -> N
 
 def test_changing_the_config_records_version_2_with_its_diff_and_reason(acme: Tenant, acme_client: Client) -> None:
     agent = agent_make(acme, "front-desk", config={"confidence_threshold": 0.6})
-    response = _config_change(signed_in(acme_client, acme, ALICE), "front-desk",
-                              {"confidence_threshold": 0.9, "auto_reply": False}, reason="too many wrong replies")
+    response = _config_change(
+        signed_in(acme_client, acme, ALICE),
+        "front-desk",
+        {"confidence_threshold": 0.9, "auto_reply": False},
+        reason="too many wrong replies",
+    )
     assert response.status_code == 200
     assert response.json()["version"] == 2
     assert response.json()["config"] == {"confidence_threshold": 0.9, "auto_reply": False}
@@ -101,8 +116,9 @@ def test_changing_the_config_records_version_2_with_its_diff_and_reason(acme: Te
     assert (agent.version, agent.config) == (2, {"confidence_threshold": 0.9, "auto_reply": False})
     v2 = agent.versions.get(version=2)
     assert v2.reason == "too many wrong replies" and v2.author_label == ALICE
-    assert v2.diff == {"config": {"from": {"confidence_threshold": 0.6},
-                                  "to": {"confidence_threshold": 0.9, "auto_reply": False}}}
+    assert v2.diff == {
+        "config": {"from": {"confidence_threshold": 0.6}, "to": {"confidence_threshold": 0.9, "auto_reply": False}}
+    }
     assert audit_verbs(acme, "agent", agent.pk) == ["agent.created", "agent.config_changed"]
 
 
@@ -114,17 +130,21 @@ def test_version_history_lists_every_version_newest_first(acme: Tenant, acme_cli
     assert response.status_code == 200
     versions = response.json()["results"]
     assert [(v["version"], v["reason"], v["config"]) for v in versions] == [
-        (2, "tune", {"confidence_threshold": 0.7}), (1, "created", {})]
+        (2, "tune", {"confidence_threshold": 0.7}),
+        (1, "created", {}),
+    ]
     assert response.json()["count"] == AgentConfigVersion.objects.filter(agent=agent).count() == 2
 
 
-def test_rolling_back_to_version_1_records_version_3_with_version_1s_config(acme: Tenant,
-                                                                           acme_client: Client) -> None:
+def test_rolling_back_to_version_1_records_version_3_with_version_1s_config(acme: Tenant, acme_client: Client) -> None:
     agent = agent_make(acme, "front-desk", config={"confidence_threshold": 0.6})
     client = signed_in(acme_client, acme, ALICE)
     _config_change(client, "front-desk", {"confidence_threshold": 0.95})
-    response = client.post("/api/v1/agents/front-desk/rollback/", {"version": 1, "reason": "v2 escalated everything"},
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/agents/front-desk/rollback/",
+        {"version": 1, "reason": "v2 escalated everything"},
+        content_type="application/json",
+    )
     assert response.status_code == 200
     assert (response.json()["version"], response.json()["config"]) == (3, {"confidence_threshold": 0.6})
     agent.refresh_from_db()
@@ -134,11 +154,11 @@ def test_rolling_back_to_version_1_records_version_3_with_version_1s_config(acme
     assert v3.diff == {"config": {"from": {"confidence_threshold": 0.95}, "to": {"confidence_threshold": 0.6}}}
 
 
-def test_rolling_back_to_a_version_that_does_not_exist_is_refused_with_400(acme: Tenant,
-                                                                          acme_client: Client) -> None:
+def test_rolling_back_to_a_version_that_does_not_exist_is_refused_with_400(acme: Tenant, acme_client: Client) -> None:
     agent = agent_make(acme, "front-desk")
-    response = signed_in(acme_client, acme, ALICE).post("/api/v1/agents/front-desk/rollback/", {"version": 7},
-                                                        content_type="application/json")
+    response = signed_in(acme_client, acme, ALICE).post(
+        "/api/v1/agents/front-desk/rollback/", {"version": 7}, content_type="application/json"
+    )
     assert response.status_code == 400
     assert response.json()["extra"]["fields"] == {"version": "no such version"}
     agent.refresh_from_db()
@@ -147,22 +167,24 @@ def test_rolling_back_to_a_version_that_does_not_exist_is_refused_with_400(acme:
 
 def test_putting_tools_replaces_the_agents_grants_and_is_audited(acme: Tenant, acme_client: Client) -> None:
     agent = agent_make(acme, "refunds", "resolution")
-    response = signed_in(acme_client, acme, ALICE).put("/api/v1/agents/refunds/tools/",
-                                                       {"tools": ["send_reply", "lookup_order"]},
-                                                       content_type="application/json")
+    response = signed_in(acme_client, acme, ALICE).put(
+        "/api/v1/agents/refunds/tools/", {"tools": ["send_reply", "lookup_order"]}, content_type="application/json"
+    )
     assert response.status_code == 200
     assert response.json()["tools"] == ["lookup_order", "send_reply"]
     assert sorted(agent.tools.values_list("name", flat=True)) == ["lookup_order", "send_reply"]
     event = AuditEvent.objects.filter(verb="agent.tools_changed", target_id=str(agent.pk)).get()
-    assert event.data == {"from": ["escalate_to_human", "issue_refund", "send_reply"],
-                          "to": ["lookup_order", "send_reply"]}
+    assert event.data == {
+        "from": ["escalate_to_human", "issue_refund", "send_reply"],
+        "to": ["lookup_order", "send_reply"],
+    }
 
 
 def test_putting_an_unknown_tool_is_refused_and_keeps_the_grants(acme: Tenant, acme_client: Client) -> None:
     agent = agent_make(acme, "front-desk")
-    response = signed_in(acme_client, acme, ALICE).put("/api/v1/agents/front-desk/tools/",
-                                                       {"tools": ["send_reply", "launch_rockets"]},
-                                                       content_type="application/json")
+    response = signed_in(acme_client, acme, ALICE).put(
+        "/api/v1/agents/front-desk/tools/", {"tools": ["send_reply", "launch_rockets"]}, content_type="application/json"
+    )
     assert response.status_code == 400
     assert response.json()["extra"]["fields"] == {"tools": "unknown: launch_rockets"}
     assert sorted(agent.tools.values_list("name", flat=True)) == sorted(BLUEPRINTS["triage"].tools)
@@ -175,8 +197,9 @@ def test_pausing_an_agent_stores_paused_and_refuses_new_tasks_with_409(acme: Ten
     assert response.status_code == 200 and response.json()["status"] == "paused"
     agent.refresh_from_db()
     assert agent.status == "paused"
-    refused = client.post("/api/v1/agents/front-desk/execute/", {"input": BILLING_TICKET},
-                          content_type="application/json")
+    refused = client.post(
+        "/api/v1/agents/front-desk/execute/", {"input": BILLING_TICKET}, content_type="application/json"
+    )
     assert refused.status_code == 409 and refused.json()["code"] == "agent_unavailable"
     assert not Task.objects.filter(agent=agent).exists()
     assert audit_verbs(acme, "agent", agent.pk)[-1] == "agent.paused"

@@ -32,8 +32,7 @@ from .test_api_support import (
 @pytest.fixture
 def refund(acme: Tenant) -> ApprovalRequest:
     """A resolution agent (ceiling 3) waiting for a reviewer to approve a 25 EUR refund."""
-    return approval_opened(acme, name="refunds", blueprint="resolution", task_input=REFUND_TICKET,
-                           privilege_ceiling=3)
+    return approval_opened(acme, name="refunds", blueprint="resolution", task_input=REFUND_TICKET, privilege_ceiling=3)
 
 
 @pytest.fixture
@@ -47,8 +46,14 @@ def rita(acme: Tenant, acme_client: Client) -> Client:
     return signed_in(acme_client, acme, RITA)
 
 
-def _decide(client: Client, approval: ApprovalRequest, verdict: str, body: dict[str, Any] | None = None, *,
-            seen_hash: bool = True) -> Any:
+def _decide(
+    client: Client,
+    approval: ApprovalRequest,
+    verdict: str,
+    body: dict[str, Any] | None = None,
+    *,
+    seen_hash: bool = True,
+) -> Any:
     """POST a decision; approving sends the action_hash as listed unless ``seen_hash`` is False."""
     body = dict(body or {})
     if verdict == "approve" and seen_hash:
@@ -67,15 +72,22 @@ def _undecided(approval: ApprovalRequest) -> None:
     approval.refresh_from_db()
     assert (approval.status, approval.decided_by, approval.decided_at) == ("pending", None, None)
     assert Task.objects.get(pk=approval.task_id).state == "awaiting_approval"
-    assert not AuditEvent.objects.filter(target_type="approval", target_id=str(approval.pk),
-                                         verb__in=["approval.approved", "approval.rejected"]).exists()
+    assert not AuditEvent.objects.filter(
+        target_type="approval", target_id=str(approval.pk), verb__in=["approval.approved", "approval.rejected"]
+    ).exists()
 
 
 def test_the_refund_request_opened_by_the_engine_is_stored_verbatim(refund: ApprovalRequest) -> None:
-    assert (refund.tool, refund.arguments) == ("issue_refund", {"order_id": "AB1234", "amount": 25.0,
-                                                                "currency": "EUR"})
+    assert (refund.tool, refund.arguments) == (
+        "issue_refund",
+        {"order_id": "AB1234", "amount": 25.0, "currency": "EUR"},
+    )
     assert (refund.required_role, refund.privilege_level, refund.status, refund.step_index) == (
-        "reviewer", 3, "pending", 2)
+        "reviewer",
+        3,
+        "pending",
+        2,
+    )
     assert refund.task.state == "awaiting_approval"
 
 
@@ -85,7 +97,10 @@ def test_pending_lists_the_request_waiting_for_a_decision(refund: ApprovalReques
     (listed,) = response.json()["results"]
     assert listed["id"] == refund.pk and listed["task"] == refund.task_id and listed["agent"] == "refunds"
     assert (listed["tool"], listed["arguments"], listed["action_hash"]) == (
-        "issue_refund", refund.arguments, refund.action_hash)
+        "issue_refund",
+        refund.arguments,
+        refund.action_hash,
+    )
     assert (listed["status"], listed["required_role"], listed["decided_by"]) == ("pending", "reviewer", None)
 
 
@@ -106,11 +121,13 @@ def test_a_reviewer_approves_a_refund_and_the_task_resumes(refund: ApprovalReque
     assert rita.get("/api/v1/hitl/pending/").json()["count"] == 0
 
 
-def test_the_approver_is_the_authenticated_user_whatever_the_body_says(acme: Tenant, refund: ApprovalRequest,
-                                                                       rita: Client) -> None:
+def test_the_approver_is_the_authenticated_user_whatever_the_body_says(
+    acme: Tenant, refund: ApprovalRequest, rita: Client
+) -> None:
     mallory = member_add(acme, "mallory@acme.example", "admin")
-    response = _decide(rita, refund, "approve", {"decided_by": mallory.username, "approver": mallory.pk,
-                                                 "user": mallory.pk})
+    response = _decide(
+        rita, refund, "approve", {"decided_by": mallory.username, "approver": mallory.pk, "user": mallory.pk}
+    )
     assert response.status_code == 200
     assert response.json()["decided_by"] == RITA
     refund.refresh_from_db()
@@ -138,12 +155,17 @@ def test_a_second_decision_is_rejected_with_409(refund: ApprovalRequest, rita: C
     assert contrary.status_code == 409 and contrary.json()["code"] == "approval_already_decided"
     refund.refresh_from_db()
     assert (refund.status, refund.decided_by.username, refund.decided_at) == ("approved", RITA, decided_at)
-    assert AuditEvent.objects.filter(target_type="approval", target_id=str(refund.pk),
-                                     verb__in=["approval.approved", "approval.rejected"]).count() == 1
+    assert (
+        AuditEvent.objects.filter(
+            target_type="approval", target_id=str(refund.pk), verb__in=["approval.approved", "approval.rejected"]
+        ).count()
+        == 1
+    )
 
 
-def test_approving_with_a_hash_other_than_the_stored_one_is_refused_with_409(refund: ApprovalRequest,
-                                                                             rita: Client) -> None:
+def test_approving_with_a_hash_other_than_the_stored_one_is_refused_with_409(
+    refund: ApprovalRequest, rita: Client
+) -> None:
     response = _decide(rita, refund, "approve", {"action_hash": "ab" * 32})
     assert response.status_code == 409
     assert response.json()["code"] == "approval_action_mismatch"
@@ -204,8 +226,9 @@ def test_approvals_filter_by_status(refund: ApprovalRequest, restart: ApprovalRe
     assert [a["id"] for a in pending] == [restart.pk]
 
 
-def test_approving_without_the_action_hash_is_refused_with_400_and_decides_nothing(refund: ApprovalRequest,
-                                                                                    rita: Client) -> None:
+def test_approving_without_the_action_hash_is_refused_with_400_and_decides_nothing(
+    refund: ApprovalRequest, rita: Client
+) -> None:
     response = _decide(rita, refund, "approve", {"note": "looks fine"}, seen_hash=False)
     assert response.status_code == 400
     assert response.json()["code"] == "approval_hash_required"
@@ -242,11 +265,13 @@ def test_another_reviewer_approves_the_refund_of_a_task_the_admin_requested(acme
     assert AuditEvent.objects.get(verb="approval.approved", target_id=str(refund.pk)).actor_label == RITA
 
 
-def test_the_user_who_last_changed_the_agents_config_cannot_decide_its_approvals(acme: Tenant, refund: ApprovalRequest,
-                                                                                acme_client: Client) -> None:
+def test_the_user_who_last_changed_the_agents_config_cannot_decide_its_approvals(
+    acme: Tenant, refund: ApprovalRequest, acme_client: Client
+) -> None:
     alice = User.objects.get(username=ALICE)
-    agent_update(agent_id=refund.task.agent_id, user=alice, reason="auto-approve small refunds",
-                 config={"max_refund": 50})
+    agent_update(
+        agent_id=refund.task.agent_id, user=alice, reason="auto-approve small refunds", config={"max_refund": 50}
+    )
     response = _decide(signed_in(acme_client, acme, ALICE), refund, "approve")
     assert response.status_code == 403
     assert response.json()["extra"] == {"rule": "config_author", "agent": "refunds"}
@@ -254,8 +279,9 @@ def test_the_user_who_last_changed_the_agents_config_cannot_decide_its_approvals
     _undecided(refund)
 
 
-def test_an_earlier_config_author_may_decide_once_someone_else_changed_the_config(acme: Tenant, refund: ApprovalRequest,
-                                                                                  acme_client: Client) -> None:
+def test_an_earlier_config_author_may_decide_once_someone_else_changed_the_config(
+    acme: Tenant, refund: ApprovalRequest, acme_client: Client
+) -> None:
     agent_id = refund.task.agent_id
     agent_update(agent_id=agent_id, user=User.objects.get(username=ALICE), config={"max_refund": 50})
     agent_update(agent_id=agent_id, user=member_add(acme, MAX, "agent_manager"), config={"max_refund": 40})

@@ -14,8 +14,9 @@ from tenants.models import Tenant
 from .test_api_support import ALICE, signed_in
 
 
-def test_blueprint_list_describes_triage_resolution_and_ops_with_their_config_schema(acme: Tenant,
-                                                                                      acme_client: Client) -> None:
+def test_blueprint_list_describes_triage_resolution_and_ops_with_their_config_schema(
+    acme: Tenant, acme_client: Client
+) -> None:
     response = signed_in(acme_client, acme, ALICE).get("/api/v1/agents/blueprints/")
     assert response.status_code == 200
     by_name = {b["name"]: b for b in response.json()}
@@ -54,8 +55,13 @@ def test_openapi_schema_is_served_and_describes_the_agents_endpoints(acme_client
     assert response.status_code == 200
     body = response.content.decode()
     assert body.startswith("openapi: 3.")
-    for path in ("/api/v1/agents/:", "/api/v1/agents/{id}/execute/:", "/api/v1/tasks/{id}/cancel/:",
-                 "/api/v1/hitl/{id}/approve/:", "/api/v1/agents/blueprints/:"):
+    for path in (
+        "/api/v1/agents/:",
+        "/api/v1/agents/{id}/execute/:",
+        "/api/v1/tasks/{id}/cancel/:",
+        "/api/v1/hitl/{id}/approve/:",
+        "/api/v1/agents/blueprints/:",
+    ):
         assert f"  {path}" in body
 
 

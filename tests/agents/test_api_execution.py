@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from agents.models import OutboxMessage, Task
+from config.connection import connection
 from hitl.models import ApprovalRequest
 from tenants.models import Tenant
 
@@ -25,18 +25,20 @@ def _alice() -> dict[str, str]:
 def _agent(auth: dict[str, str], blueprint: str, **fields: object) -> str:
     name = f"api-{blueprint}-{uuid.uuid4().hex[:8]}"
     response = Client(HTTP_HOST="acme.localhost").post(
-        "/api/v1/agents/", {"name": name, "blueprint": blueprint, **fields}, content_type="application/json", **auth)
+        "/api/v1/agents/", {"name": name, "blueprint": blueprint, **fields}, content_type="application/json", **auth
+    )
     assert response.status_code == 201, response.content
     return name
 
 
-def test_execute_with_wait_returns_200_with_the_verified_task_from_a_real_worker(committed: None,
-                                                                                 celery_worker: object) -> None:
+def test_execute_with_wait_returns_200_with_the_verified_task_from_a_real_worker(
+    committed: None, celery_worker: object
+) -> None:
     auth = _alice()
     name = _agent(auth, "triage")
-    response = Client(HTTP_HOST="acme.localhost").post(f"/api/v1/agents/{name}/execute/?wait=10",
-                                                       {"input": BILLING_TICKET}, content_type="application/json",
-                                                       **auth)
+    response = Client(HTTP_HOST="acme.localhost").post(
+        f"/api/v1/agents/{name}/execute/?wait=10", {"input": BILLING_TICKET}, content_type="application/json", **auth
+    )
     assert response.status_code == 200
     body = response.json()
     assert (body["agent"], body["state"], body["output"]["category"]) == (name, "verified", "billing")
@@ -48,13 +50,14 @@ def test_execute_with_wait_returns_200_with_the_verified_task_from_a_real_worker
     assert OutboxMessage.objects.filter(effect__task=task, kind="reply").count() == 1
 
 
-def test_execute_with_wait_returns_as_soon_as_the_task_waits_for_approval(committed: None,
-                                                                          celery_worker: object) -> None:
+def test_execute_with_wait_returns_as_soon_as_the_task_waits_for_approval(
+    committed: None, celery_worker: object
+) -> None:
     auth = _alice()
     name = _agent(auth, "resolution", privilege_ceiling=3)
-    response = Client(HTTP_HOST="acme.localhost").post(f"/api/v1/agents/{name}/execute/?wait=10",
-                                                       {"input": REFUND_TICKET}, content_type="application/json",
-                                                       **auth)
+    response = Client(HTTP_HOST="acme.localhost").post(
+        f"/api/v1/agents/{name}/execute/?wait=10", {"input": REFUND_TICKET}, content_type="application/json", **auth
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["state"] == "awaiting_approval"

@@ -4,16 +4,25 @@ exist on beta's domain, and acme's credentials do not open beta."""
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from agents.models import Agent, Task
+from config.connection import connection
 from hitl.models import ApprovalRequest
 from tenants.models import Tenant
 from tests.conftest import PASSWORD
 
-from .test_api_support import (ALICE, BILLING_TICKET, BOB, REFUND_TICKET, agent_make, approval_opened, signed_in,
-                               task_make, token_for)
+from .test_api_support import (
+    ALICE,
+    BILLING_TICKET,
+    BOB,
+    REFUND_TICKET,
+    agent_make,
+    approval_opened,
+    signed_in,
+    task_make,
+    token_for,
+)
 
 
 @pytest.fixture
@@ -23,8 +32,7 @@ def bob(beta: Tenant, beta_client: Client) -> Client:
 
 @pytest.fixture
 def refund(acme: Tenant) -> ApprovalRequest:
-    return approval_opened(acme, name="refunds", blueprint="resolution", task_input=REFUND_TICKET,
-                           privilege_ceiling=3)
+    return approval_opened(acme, name="refunds", blueprint="resolution", task_input=REFUND_TICKET, privilege_ceiling=3)
 
 
 def _absent_in(tenant: Tenant, model: type[Agent] | type[Task] | type[ApprovalRequest], pk: int) -> bool:
@@ -48,10 +56,12 @@ def test_betas_agent_list_does_not_show_acmes_agents(acme: Tenant, beta: Tenant,
 
 def test_bob_cannot_change_or_run_an_acme_agent_from_beta(acme: Tenant, beta: Tenant, bob: Client) -> None:
     agent = agent_make(acme, "front-desk")
-    patched = bob.patch("/api/v1/agents/front-desk/", {"config": {"auto_reply": False}},
-                        content_type="application/json")
-    executed = bob.post("/api/v1/agents/front-desk/execute/", {"input": BILLING_TICKET},
-                        content_type="application/json")
+    patched = bob.patch(
+        "/api/v1/agents/front-desk/", {"config": {"auto_reply": False}}, content_type="application/json"
+    )
+    executed = bob.post(
+        "/api/v1/agents/front-desk/execute/", {"input": BILLING_TICKET}, content_type="application/json"
+    )
     assert patched.status_code == executed.status_code == 404
     assert _absent_in(beta, Agent, agent.pk) and not Task.objects.exists()
     connection.set_tenant(acme)
@@ -70,8 +80,9 @@ def test_an_acme_task_is_404_on_beta_and_not_in_betas_list(acme: Tenant, beta: T
     assert task.state == "assigned"
 
 
-def test_an_acme_approval_is_404_on_beta_and_bob_cannot_decide_it(acme: Tenant, beta: Tenant, bob: Client,
-                                                                  refund: ApprovalRequest) -> None:
+def test_an_acme_approval_is_404_on_beta_and_bob_cannot_decide_it(
+    acme: Tenant, beta: Tenant, bob: Client, refund: ApprovalRequest
+) -> None:
     assert bob.get(f"/api/v1/hitl/{refund.pk}/").status_code == 404
     decided = bob.post(f"/api/v1/hitl/{refund.pk}/approve/", {}, content_type="application/json")
     assert decided.status_code == 404 and decided.json()["code"] == "approval_not_found"
@@ -82,8 +93,9 @@ def test_an_acme_approval_is_404_on_beta_and_bob_cannot_decide_it(acme: Tenant, 
     assert (refund.status, refund.decided_by) == ("pending", None)
 
 
-def test_a_token_issued_on_acme_is_rejected_on_beta_with_401(acme: Tenant, beta: Tenant, acme_client: Client,
-                                                            beta_client: Client) -> None:
+def test_a_token_issued_on_acme_is_rejected_on_beta_with_401(
+    acme: Tenant, beta: Tenant, acme_client: Client, beta_client: Client
+) -> None:
     token = token_for(acme_client, ALICE)
     assert acme_client.get("/api/v1/agents/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
     response = beta_client.get("/api/v1/agents/", HTTP_AUTHORIZATION=f"Token {token}")

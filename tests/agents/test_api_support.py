@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import Group, User
-from django.db import connection
 from django.test import Client
 
 from agents.engine import advance
 from agents.models import Agent, Task
 from agents.services import agent_create, task_submit
+from config.connection import connection
 from governance.models import AuditEvent
 from hitl.models import ApprovalRequest
 from tenants.models import Tenant
@@ -74,8 +74,9 @@ def task_drive(task: Task, until: set[str], *, limit: int = 20) -> Task:
     raise AssertionError(f"task {task.pk} stuck in {Task.objects.get(pk=task.pk).state}")
 
 
-def approval_opened(tenant: Tenant, *, name: str, blueprint: str, task_input: dict[str, Any],
-                    privilege_ceiling: int) -> ApprovalRequest:
+def approval_opened(
+    tenant: Tenant, *, name: str, blueprint: str, task_input: dict[str, Any], privilege_ceiling: int
+) -> ApprovalRequest:
     """An agent whose task now waits for a human's decision, and the request it opened."""
     agent = agent_make(tenant, name, blueprint, privilege_ceiling=privilege_ceiling)
     task = task_drive(task_make(tenant, agent, task_input), {"awaiting_approval"})
@@ -84,5 +85,8 @@ def approval_opened(tenant: Tenant, *, name: str, blueprint: str, task_input: di
 
 def audit_verbs(tenant: Tenant, target_type: str, target_id: int) -> list[str]:
     connection.set_tenant(tenant)
-    return list(AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id))
-                .order_by("seq").values_list("verb", flat=True))
+    return list(
+        AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id))
+        .order_by("seq")
+        .values_list("verb", flat=True)
+    )

@@ -16,8 +16,17 @@ from governance.models import AuditEvent
 from hitl.models import ApprovalRequest
 from tenants.models import Tenant
 
-from .test_api_support import (ALICE, BILLING_TICKET, REFUND_TICKET, RITA, agent_make, approval_opened, signed_in,
-                               task_drive, task_make)
+from .test_api_support import (
+    ALICE,
+    BILLING_TICKET,
+    REFUND_TICKET,
+    RITA,
+    agent_make,
+    approval_opened,
+    signed_in,
+    task_drive,
+    task_make,
+)
 
 
 @pytest.fixture
@@ -34,8 +43,7 @@ def _post(client: Client, path: str, body: dict[str, Any] | None = None) -> Any:
     return client.post(path, body or {}, content_type="application/json")
 
 
-def test_execute_returns_202_with_the_tasks_url_when_no_worker_finishes_it_in_time(acme: Tenant,
-                                                                                    alice: Client) -> None:
+def test_execute_returns_202_with_the_tasks_url_when_no_worker_finishes_it_in_time(acme: Tenant, alice: Client) -> None:
     agent = agent_make(acme, "front-desk")
     response = _post(alice, "/api/v1/agents/front-desk/execute/?wait=0.2", {"input": BILLING_TICKET, "priority": 3})
     assert response.status_code == 202
@@ -109,9 +117,12 @@ def test_task_detail_includes_its_steps_and_events(acme: Tenant, alice: Client) 
     body = response.json()
     assert body["state"] == "verified" and body["output"]["category"] == "billing"
     assert [(s["index"], s["action"], s["decision"]) for s in body["steps"]] == [
-        (0, "classify", "record"), (1, "send_reply", "allow")]
+        (0, "classify", "record"),
+        (1, "send_reply", "allow"),
+    ]
     assert [(e["from_state"], e["to_state"]) for e in body["events"]] == list(
-        TaskEvent.objects.filter(task=task).order_by("id").values_list("from_state", "to_state"))
+        TaskEvent.objects.filter(task=task).order_by("id").values_list("from_state", "to_state")
+    )
     assert [e["to_state"] for e in body["events"]] == ["assigned", "acked", "in_progress", "completed", "verified"]
 
 
@@ -149,8 +160,9 @@ def test_cancelling_a_cancelled_task_is_refused_with_409_illegal_transition(acme
 
 
 def test_cancelling_a_task_awaiting_approval_closes_its_approval(acme: Tenant, alice: Client) -> None:
-    approval = approval_opened(acme, name="refunds", blueprint="resolution", task_input=REFUND_TICKET,
-                               privilege_ceiling=3)
+    approval = approval_opened(
+        acme, name="refunds", blueprint="resolution", task_input=REFUND_TICKET, privilege_ceiling=3
+    )
     response = _post(alice, f"/api/v1/tasks/{approval.task_id}/cancel/")
     assert response.status_code == 200 and response.json()["state"] == "cancelled"
     approval.refresh_from_db()
@@ -207,7 +219,11 @@ def test_retrying_an_escalated_task_sends_it_back_to_the_workers(acme: Tenant, a
     task.refresh_from_db()
     assert (task.state, task.retry_count, task.attempt) == ("assigned", 0, 3)
     assert list(task.events.order_by("id").values_list("to_state", flat=True)) == [
-        "assigned", "escalated", "queued", "assigned"]
+        "assigned",
+        "escalated",
+        "queued",
+        "assigned",
+    ]
 
 
 def test_task_events_list_every_transition_in_order(acme: Tenant, alice: Client) -> None:
@@ -218,10 +234,13 @@ def test_task_events_list_every_transition_in_order(acme: Tenant, alice: Client)
     assert response.status_code == 200
     events = response.json()["results"]
     assert [(e["from_state"], e["to_state"], e["actor"]) for e in events] == [
-        ("queued", "assigned", "system:api"), ("assigned", "escalated", f"user:{ALICE}"),
-        ("escalated", "cancelled", f"user:{ALICE}")]
-    assert [e["id"] for e in events] == list(TaskEvent.objects.filter(task=task).order_by("id")
-                                             .values_list("id", flat=True))
+        ("queued", "assigned", "system:api"),
+        ("assigned", "escalated", f"user:{ALICE}"),
+        ("escalated", "cancelled", f"user:{ALICE}"),
+    ]
+    assert [e["id"] for e in events] == list(
+        TaskEvent.objects.filter(task=task).order_by("id").values_list("id", flat=True)
+    )
 
 
 def test_the_event_store_filters_by_task_newest_first(acme: Tenant, alice: Client) -> None:
@@ -230,13 +249,16 @@ def test_the_event_store_filters_by_task_newest_first(acme: Tenant, alice: Clien
     _post(alice, f"/api/v1/tasks/{task.pk}/cancel/")
     response = alice.get(f"/api/v1/events/?task={task.pk}")
     assert [(e["task"], e["to_state"]) for e in response.json()["results"]] == [
-        (task.pk, "cancelled"), (task.pk, "assigned")]
+        (task.pk, "cancelled"),
+        (task.pk, "assigned"),
+    ]
     assert TaskEvent.objects.filter(task=other).count() == 1
 
 
 def test_an_approval_waiting_task_shows_awaiting_approval_in_its_detail(acme: Tenant, alice: Client) -> None:
-    approval = approval_opened(acme, name="refunds", blueprint="resolution", task_input=REFUND_TICKET,
-                               privilege_ceiling=3)
+    approval = approval_opened(
+        acme, name="refunds", blueprint="resolution", task_input=REFUND_TICKET, privilege_ceiling=3
+    )
     body = alice.get(f"/api/v1/tasks/{approval.task_id}/").json()
     assert body["state"] == "awaiting_approval"
     assert [s["action"] for s in body["steps"]] == ["classify", "draft"]

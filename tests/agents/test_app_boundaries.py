@@ -42,7 +42,10 @@ def test_hitl_fills_in_the_approval_hooks_of_agents_at_startup() -> None:
     hooks = approvals()
 
     assert (hooks.open, hooks.decided, hooks.close) == (
-        hitl_services.approval_open, hitl_selectors.approval_decided_for, hitl_services.approvals_close)
+        hitl_services.approval_open,
+        hitl_selectors.approval_decided_for,
+        hitl_services.approvals_close,
+    )
 
 
 def test_agents_registers_its_demo_content_with_tenants_at_startup() -> None:

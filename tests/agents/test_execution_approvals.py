@@ -12,20 +12,37 @@ import threading
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.test import Client
 
 from agents.models import Effect, OutboxMessage, Task
 from agents.services import task_cancel, task_escalate, task_retry, task_submit
+from config.connection import connection
 from governance.models import AuditEvent
 from hitl.exceptions import ApprovalAlreadyDecided, ApprovalMismatch
 from hitl.models import ApprovalRequest
 from hitl.services import approval_decide
 from tenants.models import Tenant
-from tests.agents.helpers_execution import (ALICE, BILLING_TICKET, FINAL, REFUND_ARGUMENTS, REFUND_TICKET, RITA,
-                                            audit_verbs, effect_keys, outbox_kinds, outcome, resolution_agent,
-                                            send_advance, steps_of, transitions_of, triage_agent, use_tenant, user,
-                                            wait_for_state)
+from tests.agents.helpers_execution import (
+    ALICE,
+    BILLING_TICKET,
+    FINAL,
+    REFUND_ARGUMENTS,
+    REFUND_TICKET,
+    RITA,
+    audit_verbs,
+    effect_keys,
+    outbox_kinds,
+    outcome,
+    resolution_agent,
+    send_advance,
+    steps_of,
+    transitions_of,
+    triage_agent,
+    use_tenant,
+    user,
+    wait_for_state,
+)
 from tests.conftest import PASSWORD, WorkerHandle
 
 
@@ -38,12 +55,18 @@ def _awaiting_refund_approval() -> tuple[Task, ApprovalRequest]:
     return waiting, ApprovalRequest.objects.get(task=waiting)
 
 
-def test_resolution_agent_waits_for_approval_then_refunds_and_replies(committed: None,
-                                                                      celery_worker: WorkerHandle) -> None:
+def test_resolution_agent_waits_for_approval_then_refunds_and_replies(
+    committed: None, celery_worker: WorkerHandle
+) -> None:
     use_tenant("acme")
     task, request = _awaiting_refund_approval()
     assert (request.tool, request.arguments, request.status, request.required_role, request.step_index) == (
-        "issue_refund", REFUND_ARGUMENTS, "pending", "reviewer", 2)
+        "issue_refund",
+        REFUND_ARGUMENTS,
+        "pending",
+        "reviewer",
+        2,
+    )
     assert steps_of(task) == [("classify", "record"), ("draft", "record")]
     assert outbox_kinds(task) == []
 
@@ -52,22 +75,32 @@ def test_resolution_agent_waits_for_approval_then_refunds_and_replies(committed:
     done = wait_for_state(task.pk, FINAL)
     assert done.state == "verified"
     assert done.output["status"] == "resolved"
-    assert steps_of(done) == [("classify", "record"), ("draft", "record"), ("issue_refund", "approved"),
-                              ("send_reply", "allow")]
+    assert steps_of(done) == [
+        ("classify", "record"),
+        ("draft", "record"),
+        ("issue_refund", "approved"),
+        ("send_reply", "allow"),
+    ]
     assert outbox_kinds(done) == ["refund", "reply"]
     request.refresh_from_db()
     assert (request.status, request.decided_by.username) == ("approved", ALICE)
     assert transitions_of(done) == [
-        ("queued", "assigned"), ("assigned", "acked"), ("acked", "in_progress"),
-        ("in_progress", "awaiting_approval"), ("awaiting_approval", "in_progress"),
-        ("in_progress", "completed"), ("completed", "verified")]
+        ("queued", "assigned"),
+        ("assigned", "acked"),
+        ("acked", "in_progress"),
+        ("in_progress", "awaiting_approval"),
+        ("awaiting_approval", "in_progress"),
+        ("in_progress", "completed"),
+        ("completed", "verified"),
+    ]
     assert "approval.approved" in audit_verbs(target_type="approval", target_id=request.pk)
     approved = AuditEvent.objects.get(target_type="approval", target_id=str(request.pk), verb="approval.approved")
     assert approved.actor_label == ALICE
 
 
-def test_a_rejected_refund_is_never_issued_and_the_customer_is_told(committed: None,
-                                                                     celery_worker: WorkerHandle) -> None:
+def test_a_rejected_refund_is_never_issued_and_the_customer_is_told(
+    committed: None, celery_worker: WorkerHandle
+) -> None:
     use_tenant("acme")
     task, request = _awaiting_refund_approval()
 
@@ -76,8 +109,12 @@ def test_a_rejected_refund_is_never_issued_and_the_customer_is_told(committed: N
     done = wait_for_state(task.pk, FINAL)
     assert done.state == "verified"
     assert done.output["status"] == "escalated"
-    assert steps_of(done) == [("classify", "record"), ("draft", "record"), ("issue_refund", "rejected"),
-                              ("send_reply", "allow")]
+    assert steps_of(done) == [
+        ("classify", "record"),
+        ("draft", "record"),
+        ("issue_refund", "rejected"),
+        ("send_reply", "allow"),
+    ]
     assert done.steps.get(action="issue_refund").result == {"rejected": True, "note": "already refunded by phone"}
     assert outbox_kinds(done) == ["reply"]
     assert "cannot issue it automatically" in OutboxMessage.objects.get(effect__task=done).payload["body"]
@@ -87,7 +124,8 @@ def test_a_rejected_refund_is_never_issued_and_the_customer_is_told(committed: N
 
 
 def test_an_approved_refund_runs_once_and_replayed_messages_are_dropped_as_stale(
-        committed: None, celery_worker: WorkerHandle) -> None:
+    committed: None, celery_worker: WorkerHandle
+) -> None:
     use_tenant("acme")
     task, request = _awaiting_refund_approval()
     approval_decide(approval_id=request.pk, user=user(ALICE), verdict="approve", seen_hash=request.action_hash)
@@ -124,7 +162,8 @@ def test_the_same_message_delivered_twice_runs_one_step(committed: None, celery_
 
 
 def test_cancelling_a_task_awaiting_approval_closes_the_request_and_runs_nothing_more(
-        committed: None, celery_worker: WorkerHandle) -> None:
+    committed: None, celery_worker: WorkerHandle
+) -> None:
     use_tenant("acme")
     task, request = _awaiting_refund_approval()
 
@@ -147,12 +186,15 @@ def test_cancelling_a_task_awaiting_approval_closes_the_request_and_runs_nothing
 
 
 def test_approving_an_action_whose_arguments_were_altered_is_refused_with_409(
-        committed: None, celery_worker: WorkerHandle) -> None:
+    committed: None, celery_worker: WorkerHandle
+) -> None:
     use_tenant("acme")
     task, request = _awaiting_refund_approval()
     with connection.cursor() as cursor:  # someone with database access raises the refund
-        cursor.execute("UPDATE hitl_approvalrequest SET arguments = %s WHERE id = %s",
-                       [json.dumps({**REFUND_ARGUMENTS, "amount": 2500.0}), request.pk])
+        cursor.execute(
+            "UPDATE hitl_approvalrequest SET arguments = %s WHERE id = %s",
+            [json.dumps({**REFUND_ARGUMENTS, "amount": 2500.0}), request.pk],
+        )
 
     with pytest.raises(ApprovalMismatch) as refused:
         approval_decide(approval_id=request.pk, user=user(ALICE), verdict="approve", seen_hash=request.action_hash)
@@ -188,8 +230,7 @@ def _post_at_once(requests: list[tuple[Client, str]], body: dict[str, Any]) -> l
     return responses
 
 
-def test_two_reviewers_approving_at_once_get_one_200_and_one_409(committed: None,
-                                                                  celery_worker: WorkerHandle) -> None:
+def test_two_reviewers_approving_at_once_get_one_200_and_one_409(committed: None, celery_worker: WorkerHandle) -> None:
     acme = use_tenant("acme")
     task, request = _awaiting_refund_approval()
     clients = {}
@@ -216,7 +257,8 @@ def test_two_reviewers_approving_at_once_get_one_200_and_one_409(committed: None
 
 
 def test_a_task_escalated_at_its_approval_gate_and_retried_asks_for_approval_again(
-        committed: None, celery_worker: WorkerHandle) -> None:
+    committed: None, celery_worker: WorkerHandle
+) -> None:
     use_tenant("acme")
     task, request = _awaiting_refund_approval()
     task_escalate(task_id=task.pk, user=user(ALICE), reason="the customer called in")

@@ -16,7 +16,6 @@ import os
 import signal
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from agents.engine import advance
@@ -24,14 +23,39 @@ from agents.models import Effect, Task
 from agents.selectors import tasks_overdue
 from agents.services import agent_status_set, task_cancel, task_submit
 from agents.tasks import sweep_ack_deadlines
+from config.connection import connection
 from hitl.models import ApprovalRequest
 from hitl.services import approval_decide
-from tests.agents.helpers_execution import (ALICE, FINAL, REFUND_ARGUMENTS, REFUND_TICKET, STEP_STATEMENT, StartWorker,
-                                            advance_here, audit_trail_locked, backend_alive, broker_purge, effect_keys,
-                                            holds_row_exclusive, lock_waiters, only_our_workers, outbox_kinds, outcome,
-                                            resolution_agent, send_advance, steps_of, transitions_of,
-                                            triage_task_after_first_step, use_tenant, user, wait_for_state, wait_until,
-                                            waiting_for, worker_settings, worker_start)
+from tests.agents.helpers_execution import (
+    ALICE,
+    FINAL,
+    REFUND_ARGUMENTS,
+    REFUND_TICKET,
+    STEP_STATEMENT,
+    StartWorker,
+    advance_here,
+    audit_trail_locked,
+    backend_alive,
+    broker_purge,
+    effect_keys,
+    holds_row_exclusive,
+    lock_waiters,
+    only_our_workers,
+    outbox_kinds,
+    outcome,
+    resolution_agent,
+    send_advance,
+    steps_of,
+    transitions_of,
+    triage_task_after_first_step,
+    use_tenant,
+    user,
+    wait_for_state,
+    wait_until,
+    waiting_for,
+    worker_settings,
+    worker_start,
+)
 
 __all__ = ["only_our_workers", "worker_settings", "worker_start"]  # fixtures used by the tests below
 
@@ -67,7 +91,8 @@ def test_a_message_of_an_earlier_attempt_is_dropped_as_stale(committed: None, wo
 
 
 def test_an_approval_message_delivered_twice_at_once_runs_the_refund_once(
-        committed: None, worker_start: StartWorker) -> None:
+    committed: None, worker_start: StartWorker
+) -> None:
     """Both copies of the approval's message run at the same time on two pool processes, each
     in the step statement: the first holds the task row and waits (its refund written, not
     committed) on the audit trail we lock; the second waits for the task row. Released, one
@@ -103,7 +128,8 @@ def test_an_approval_message_delivered_twice_at_once_runs_the_refund_once(
 
 
 def test_a_worker_killed_after_writing_the_effect_reruns_the_step_and_sends_one_reply(
-        committed: None, worker_start: StartWorker) -> None:
+    committed: None, worker_start: StartWorker
+) -> None:
     """The step's statement has written the Effect and the Step and waits on the audit trail we
     lock, which it appends to last (a deterministic 'slow' point after the effect, before COMMIT
     and the ack). SIGKILL of the pool process loses the transaction (PostgreSQL notices the dead
@@ -139,7 +165,8 @@ def test_a_worker_killed_after_writing_the_effect_reruns_the_step_and_sends_one_
 
 
 def test_a_next_step_message_lost_after_commit_is_resent_by_the_ack_deadline_sweeper(
-        committed: None, worker_settings: None, worker_start: StartWorker) -> None:
+    committed: None, worker_settings: None, worker_start: StartWorker
+) -> None:
     """A worker that dies between its step's COMMIT and sending the next message: the step
     runs in this process while nobody consumes, then the next message is taken off the queue
     before any worker sees it (what is committed stays; what was to be sent never arrives).
@@ -150,8 +177,11 @@ def test_a_next_step_message_lost_after_commit_is_resent_by_the_ack_deadline_swe
     assert broker_purge() >= 1
     worker_start()
 
-    wait_until(lambda: (task.pk, task.attempt) in tasks_overdue(), timeout=settings.TASK_ACK_TIMEOUT_SECONDS + 5,
-               what="the ack deadline to pass")
+    wait_until(
+        lambda: (task.pk, task.attempt) in tasks_overdue(),
+        timeout=settings.TASK_ACK_TIMEOUT_SECONDS + 5,
+        what="the ack deadline to pass",
+    )
     assert sweep_ack_deadlines() >= 1
 
     use_tenant("acme")  # the sweeper visits every tenant and leaves the connection in public
@@ -165,7 +195,8 @@ def test_a_next_step_message_lost_after_commit_is_resent_by_the_ack_deadline_swe
 
 
 def test_a_paused_agents_task_is_held_not_swept_and_goes_on_when_the_agent_is_enabled(
-        committed: None, worker_settings: None, worker_start: StartWorker) -> None:
+    committed: None, worker_settings: None, worker_start: StartWorker
+) -> None:
     use_tenant("acme")
     task = triage_task_after_first_step()
     agent_status_set(agent_id=task.agent_id, status="paused", user=user(ALICE))
@@ -174,8 +205,11 @@ def test_a_paused_agents_task_is_held_not_swept_and_goes_on_when_the_agent_is_en
     probe = send_advance(task_id=task.pk, attempt=task.attempt)  # after the step's own message
 
     assert outcome(worker, probe) == "held"
-    wait_until(lambda: timezone.now() > task.ack_deadline, timeout=settings.TASK_ACK_TIMEOUT_SECONDS + 5,
-               what="the ack deadline to pass")
+    wait_until(
+        lambda: timezone.now() > task.ack_deadline,
+        timeout=settings.TASK_ACK_TIMEOUT_SECONDS + 5,
+        what="the ack deadline to pass",
+    )
     assert (task.pk, task.attempt) not in tasks_overdue()
     sweep_ack_deadlines()
     use_tenant("acme")
@@ -209,12 +243,15 @@ def test_cancelling_between_steps_makes_the_queued_next_step_stale(committed: No
 
 
 def test_an_approved_action_altered_before_the_worker_runs_it_is_refused_then_escalated(
-        committed: None, worker_start: StartWorker) -> None:
+    committed: None, worker_start: StartWorker
+) -> None:
     use_tenant("acme")
     task, request = _resolution_task_approved()
     with connection.cursor() as cursor:  # after the decision, before any worker runs it
-        cursor.execute("UPDATE hitl_approvalrequest SET arguments = %s WHERE id = %s",
-                       [json.dumps({**REFUND_ARGUMENTS, "amount": 2500.0}), request.pk])
+        cursor.execute(
+            "UPDATE hitl_approvalrequest SET arguments = %s WHERE id = %s",
+            [json.dumps({**REFUND_ARGUMENTS, "amount": 2500.0}), request.pk],
+        )
 
     worker_start()
 

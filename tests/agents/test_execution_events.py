@@ -20,8 +20,14 @@ from agents.models import Task
 from agents.services import task_cancel, task_submit
 from agents.states import task_transition
 from governance.actors import Actor
-from tests.agents.helpers_execution import (BILLING_TICKET, REFUND_TICKET, database_connect, resolution_agent,
-                                            triage_agent, use_tenant)
+from tests.agents.helpers_execution import (
+    BILLING_TICKET,
+    REFUND_TICKET,
+    database_connect,
+    resolution_agent,
+    triage_agent,
+    use_tenant,
+)
 
 Event = dict[str, Any]
 
@@ -49,8 +55,9 @@ def test_a_submitted_task_is_announced_only_after_its_transaction_commits(heard:
     def committed_when_heard(event: Event) -> None:
         # Another connection sees the row only once the submit's transaction has committed.
         with database_connect(autocommit=True) as conn:
-            seen_committed.append(bool(conn.execute("SELECT 1 FROM acme.agents_task WHERE id = %s",
-                                                    [event["task_id"]]).fetchone()))
+            seen_committed.append(
+                bool(conn.execute("SELECT 1 FROM acme.agents_task WHERE id = %s", [event["task_id"]]).fetchone())
+            )
 
     unsubscribe = subscribe(lambda event: committed_when_heard(event) if event["type"] == "task.state" else None)
     try:
@@ -58,8 +65,17 @@ def test_a_submitted_task_is_announced_only_after_its_transaction_commits(heard:
     finally:
         unsubscribe()
 
-    assert heard == [{"type": "task.state", "schema": "acme", "task_id": task.pk, "agent_id": agent.pk,
-                      "from_state": "queued", "to_state": "assigned", "reason": "sent to the workers"}]
+    assert heard == [
+        {
+            "type": "task.state",
+            "schema": "acme",
+            "task_id": task.pk,
+            "agent_id": agent.pk,
+            "from_state": "queued",
+            "to_state": "assigned",
+            "reason": "sent to the workers",
+        }
+    ]
     assert seen_committed == [True]
 
 
@@ -69,8 +85,7 @@ def test_a_cancel_is_announced_after_commit(heard: list[Event]) -> None:
 
     task_cancel(task_id=task.pk, user=None, reason="opened by mistake")
 
-    assert [(e["task_id"], e["to_state"], e["reason"]) for e in heard] == [(task.pk, "cancelled",
-                                                                              "opened by mistake")]
+    assert [(e["task_id"], e["to_state"], e["reason"]) for e in heard] == [(task.pk, "cancelled", "opened by mistake")]
     assert Task.objects.get(pk=task.pk).state == "cancelled"
 
 
@@ -81,8 +96,9 @@ def test_a_rolled_back_transition_is_never_announced(heard: list[Event]) -> None
     heard.clear()
 
     with pytest.raises(Aborted), transaction.atomic():
-        task_transition(task=Task.objects.select_for_update().get(pk=task.pk), to="cancelled",
-                        actor=Actor.system("test"))
+        task_transition(
+            task=Task.objects.select_for_update().get(pk=task.pk), to="cancelled", actor=Actor.system("test")
+        )
         raise Aborted
 
     assert heard == []
@@ -101,7 +117,9 @@ def test_two_transitions_in_one_transaction_are_announced_in_order_after_commit(
         assert heard == []
 
     assert [(e["task_id"], e["from_state"], e["to_state"]) for e in heard] == [
-        (task.pk, source, "escalated"), (task.pk, "escalated", "cancelled")]
+        (task.pk, source, "escalated"),
+        (task.pk, "escalated", "cancelled"),
+    ]
 
 
 def test_a_service_called_inside_another_transaction_is_refused_and_announces_nothing(heard: list[Event]) -> None:

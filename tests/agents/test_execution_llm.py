@@ -49,23 +49,31 @@ def stub() -> Iterator[OpenAIStub]:
 
 
 def _provider(stub: OpenAIStub) -> OpenAIProvider:
-    return OpenAIProvider(model="gpt-4o-mini", api_key="sk-test-provider", base_url=stub.base_url, timeout=5,
-                          connection="stub")
+    return OpenAIProvider(
+        model="gpt-4o-mini", api_key="sk-test-provider", base_url=stub.base_url, timeout=5, connection="stub"
+    )
 
 
 def _connection_to(stub: OpenAIStub) -> dict[str, str]:
     """An operator's connection to the stub, granted to acme; returns an agent's model settings
     naming it (the connection is left on acme's schema)."""
     name = unique("stub")
-    llm_connection_create(name=name, base_url=stub.base_url, api_key_env="LLM_TEST_KEY", allowed_models=["gpt-4o-mini"],
-                          tenants=["acme"], actor=Actor.operator("tester"))
+    llm_connection_create(
+        name=name,
+        base_url=stub.base_url,
+        api_key_env="LLM_TEST_KEY",
+        allowed_models=["gpt-4o-mini"],
+        tenants=["acme"],
+        actor=Actor.operator("tester"),
+    )
     use_tenant("acme")
     return {"connection": name, "model": "gpt-4o-mini"}
 
 
 def _ask(provider: Provider) -> LLMResult:
-    return provider.structured(task="triage", system="You triage tickets.", user="double charge on my invoice",
-                               schema=TRIAGE_SCHEMA)
+    return provider.structured(
+        task="triage", system="You triage tickets.", user="double charge on my invoice", schema=TRIAGE_SCHEMA
+    )
 
 
 def test_openai_provider_returns_the_structured_output_with_token_usage_and_cost(stub: OpenAIStub) -> None:
@@ -86,10 +94,14 @@ def test_openai_provider_asks_for_strict_json_schema_output_with_the_agents_key(
     assert request["headers"]["authorization"] == "Bearer sk-test-provider"
     body = request["body"]
     assert (body["model"], body["temperature"]) == ("gpt-4o-mini", 0)
-    assert body["messages"] == [{"role": "system", "content": "You triage tickets."},
-                                {"role": "user", "content": "double charge on my invoice"}]
-    assert body["response_format"] == {"type": "json_schema",
-                                       "json_schema": {"name": "triage", "schema": TRIAGE_SCHEMA, "strict": True}}
+    assert body["messages"] == [
+        {"role": "system", "content": "You triage tickets."},
+        {"role": "user", "content": "double charge on my invoice"},
+    ]
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "triage", "schema": TRIAGE_SCHEMA, "strict": True},
+    }
 
 
 def test_openai_provider_refuses_content_that_is_not_json_without_quoting_it(stub: OpenAIStub) -> None:
@@ -106,8 +118,9 @@ def test_openai_provider_refuses_json_that_violates_the_schema_without_quoting_i
 
     with pytest.raises(LLMError) as refused:
         _ask(_provider(stub))
-    assert str(refused.value) == ("the model connection 'stub' returned output that failed its 'triage' schema; "
-                                  "see the worker log")
+    assert str(refused.value) == (
+        "the model connection 'stub' returned output that failed its 'triage' schema; see the worker log"
+    )
 
 
 def test_openai_provider_turns_an_api_error_into_a_short_llm_error(stub: OpenAIStub) -> None:
@@ -119,7 +132,8 @@ def test_openai_provider_turns_an_api_error_into_a_short_llm_error(stub: OpenAIS
 
 
 def test_provider_for_uses_the_connection_only_when_its_key_is_in_the_environment(
-        in_acme: Tenant, stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    in_acme: Tenant, stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model_settings = _connection_to(stub)
     monkeypatch.delenv("LLM_TEST_KEY", raising=False)
     with pytest.raises(LLMError, match="has no key on this worker"):
@@ -135,7 +149,8 @@ def test_provider_for_uses_the_connection_only_when_its_key_is_in_the_environmen
 
 
 def test_a_triage_agent_on_an_openai_compatible_endpoint_runs_on_a_worker_and_records_its_tokens(
-        committed: None, stub: OpenAIStub, worker_start: StartWorker) -> None:
+    committed: None, stub: OpenAIStub, worker_start: StartWorker
+) -> None:
     agent = triage_agent(model_settings=_connection_to(stub))
     worker_start(env={"LLM_TEST_KEY": "sk-test-worker"})
 
@@ -152,10 +167,17 @@ def test_a_triage_agent_on_an_openai_compatible_endpoint_runs_on_a_worker_and_re
     assert classify.latency_ms > 0
     reply = OutboxMessage.objects.get(effect__task=done)
     assert reply.payload["body"] == ACKNOWLEDGEMENTS["billing"]
-    step_event = AuditEvent.objects.get(verb="agent.step", target_type="task", target_id=str(done.pk),
-                                        data__action="classify")
-    assert step_event.data == {"index": 0, "action": "classify", "decision": "record", "model": "stub-model-1",
-                               "tokens": 1500, "cost_usd": "0.00036"}
+    step_event = AuditEvent.objects.get(
+        verb="agent.step", target_type="task", target_id=str(done.pk), data__action="classify"
+    )
+    assert step_event.data == {
+        "index": 0,
+        "action": "classify",
+        "decision": "record",
+        "model": "stub-model-1",
+        "tokens": 1500,
+        "cost_usd": "0.00036",
+    }
     [request] = stub.requests
     assert request["headers"]["authorization"] == "Bearer sk-test-worker"
     assert request["body"]["messages"][1]["content"] == BILLING_TICKET["text"]

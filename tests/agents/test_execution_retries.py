@@ -40,8 +40,11 @@ from tests.agents.helpers_execution import (
 __all__ = ["only_our_workers", "worker_start"]  # fixtures used by the tests below
 
 KEY_ENV = {"LLM_TEST_KEY": "sk-test-retries"}
-_LOGGED = re.compile(r"^(\S+ \S+) INFO celery\.\S+ Task agents\.advance_task\[(\S+)\] "
-                     r"(?:(received)|succeeded in ([0-9.]+)s)", re.MULTILINE)
+_LOGGED = re.compile(
+    r"^(\S+ \S+) INFO celery\.\S+ Task agents\.advance_task\[(\S+)\] "
+    r"(?:(received)|succeeded in ([0-9.]+)s)",
+    re.MULTILINE,
+)
 
 
 def _waits_before_running(log: str) -> list[float]:
@@ -62,14 +65,22 @@ def _connection_to(base_url: str) -> dict[str, Any]:
     """An operator's connection to ``base_url``, granted to acme; returns an agent's model
     settings naming it (the connection is left on acme's schema)."""
     name = unique("retries")
-    llm_connection_create(name=name, base_url=base_url, api_key_env="LLM_TEST_KEY", allowed_models=["gpt-4o-mini"],
-                          timeout_seconds=5, tenants=["acme"], actor=Actor.operator("tester"))
+    llm_connection_create(
+        name=name,
+        base_url=base_url,
+        api_key_env="LLM_TEST_KEY",
+        allowed_models=["gpt-4o-mini"],
+        timeout_seconds=5,
+        tenants=["acme"],
+        actor=Actor.operator("tester"),
+    )
     use_tenant("acme")
     return {"connection": name, "model": "gpt-4o-mini"}
 
 
 def test_a_step_that_keeps_failing_is_retried_with_backoff_then_escalated(
-        committed: None, celery_env: dict[str, str], worker_start: StartWorker) -> None:
+    committed: None, celery_env: dict[str, str], worker_start: StartWorker
+) -> None:
     use_tenant("acme")
     refusing = closed_port()
     try:
@@ -92,10 +103,16 @@ def test_a_step_that_keeps_failing_is_retried_with_backoff_then_escalated(
     assert done.state == "escalated"
     assert done.retry_count == settings.TASK_MAX_RETRIES + 1 == 4
     # Each retry waits its backoff (and the client's own retry) for well over the 50 ms poll.
-    assert [s for s in seen if s != ("assigned", 0)] == [("retrying", 1), ("retrying", 2), ("retrying", 3),
-                                                         ("escalated", 4)]
-    failed = f"LLMError: the model connection {model_settings['connection']!r} failed (APIConnectionError); " \
-             "see the worker log"
+    assert [s for s in seen if s != ("assigned", 0)] == [
+        ("retrying", 1),
+        ("retrying", 2),
+        ("retrying", 3),
+        ("escalated", 4),
+    ]
+    failed = (
+        f"LLMError: the model connection {model_settings['connection']!r} failed (APIConnectionError); "
+        "see the worker log"
+    )
     assert done.last_error == failed
     assert transitions_of(done) == [("queued", "assigned"), ("assigned", "retrying"), ("retrying", "escalated")]
     reasons = dict(((e.from_state, e.to_state), e.reason) for e in done.events.all())
@@ -112,7 +129,8 @@ def test_a_step_that_keeps_failing_is_retried_with_backoff_then_escalated(
 
 
 def test_a_step_that_fails_once_is_retried_and_the_task_completes_keeping_no_error_body(
-        committed: None, worker_start: StartWorker) -> None:
+    committed: None, worker_start: StartWorker
+) -> None:
     use_tenant("acme")
     secret = "upstream said: Bearer sk-live-0123456789 DATABASE_URL=postgres://app:hunter2@db/vigil"
     with openai_stub() as stub:
@@ -128,19 +146,30 @@ def test_a_step_that_fails_once_is_retried_and_the_task_completes_keeping_no_err
         agent = triage_agent(model_settings=model_settings)
         worker = worker_start(env=KEY_ENV)
         task = task_submit(agent_name=agent.name, input=BILLING_TICKET)
-        done = wait_until(lambda: (t := Task.objects.get(pk=task.pk)).state in FINAL and t, timeout=30,
-                          what="the task to finish")
+        done = wait_until(
+            lambda: (t := Task.objects.get(pk=task.pk)).state in FINAL and t, timeout=30, what="the task to finish"
+        )
 
     assert done.state == "verified"
     assert done.retry_count == 1
-    assert done.last_error == (f"LLMError: the model connection {model_settings['connection']!r} failed (HTTP 500); "
-                               "see the worker log")
-    kept = [done.last_error, *done.events.values_list("reason", flat=True),
-            *(str(e.data) for e in AuditEvent.objects.filter(target_type="task", target_id=str(done.pk)))]
+    assert done.last_error == (
+        f"LLMError: the model connection {model_settings['connection']!r} failed (HTTP 500); see the worker log"
+    )
+    kept = [
+        done.last_error,
+        *done.events.values_list("reason", flat=True),
+        *(str(e.data) for e in AuditEvent.objects.filter(target_type="task", target_id=str(done.pk))),
+    ]
     assert [text for text in kept if "hunter2" in text] == []
     log = worker.log_path.read_text()
     assert "llm.call_failed" in log and "hunter2" in log  # the detail is for the operator
-    assert transitions_of(done) == [("queued", "assigned"), ("assigned", "retrying"), ("retrying", "acked"),
-                                    ("acked", "in_progress"), ("in_progress", "completed"), ("completed", "verified")]
+    assert transitions_of(done) == [
+        ("queued", "assigned"),
+        ("assigned", "retrying"),
+        ("retrying", "acked"),
+        ("acked", "in_progress"),
+        ("in_progress", "completed"),
+        ("completed", "verified"),
+    ]
     assert steps_of(done) == [("classify", "record"), ("send_reply", "allow")]
     assert len(stub.requests) == 2

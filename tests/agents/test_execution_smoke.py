@@ -3,10 +3,9 @@ from __future__ import annotations
 import time
 import uuid
 
-from django.db import connection
-
 from agents.models import OutboxMessage, Task
 from agents.services import agent_create, task_submit
+from config.connection import connection
 from tenants.models import Tenant
 
 FINAL_STATES = {"verified", "escalated", "cancelled"}
@@ -25,8 +24,10 @@ def wait_for(task_id: int, states: set[str], timeout: float = 20) -> Task:
 def test_triage_agent_classifies_and_replies_on_a_real_worker(committed, celery_worker) -> None:
     connection.set_tenant(Tenant.objects.get(schema_name="acme"))
     agent = agent_create(name=f"triage-{uuid.uuid4().hex[:6]}", blueprint="triage")
-    task = task_submit(agent_name=agent.name, input={"text": "My invoice shows a double charge, please fix it",
-                                                     "customer_email": "dana@example.com"})
+    task = task_submit(
+        agent_name=agent.name,
+        input={"text": "My invoice shows a double charge, please fix it", "customer_email": "dana@example.com"},
+    )
     done = wait_for(task.pk, FINAL_STATES)
     assert done.state == "verified"
     assert done.output["category"] == "billing"

@@ -7,20 +7,35 @@ which other tests share, are never suspended.
 
 from __future__ import annotations
 
-from django.db import connection
 from django.utils import timezone
 
 from agents.models import Task
 from agents.services import task_submit
 from agents.tasks import sweep_ack_deadlines
+from config.connection import connection
 from governance.actors import Actor
 from tenants.models import Tenant
-from tenants.services import (provision_request_build, spare_pool_fill, tenant_provision, tenant_resume,
-                              tenant_suspend)
-from tests.agents.helpers_execution import (BILLING_TICKET, FINAL, StartWorker, broker_purge, only_our_workers,
-                                            outbox_kinds, outcome, send_advance, steps_of, transitions_of, triage_agent,
-                                            triage_task_after_first_step, unique, use_tenant, wait_for_state,
-                                            wait_until, worker_settings, worker_start)
+from tenants.services import provision_request_build, spare_pool_fill, tenant_provision, tenant_resume, tenant_suspend
+from tests.agents.helpers_execution import (
+    BILLING_TICKET,
+    FINAL,
+    StartWorker,
+    broker_purge,
+    only_our_workers,
+    outbox_kinds,
+    outcome,
+    send_advance,
+    steps_of,
+    transitions_of,
+    triage_agent,
+    triage_task_after_first_step,
+    unique,
+    use_tenant,
+    wait_for_state,
+    wait_until,
+    worker_settings,
+    worker_start,
+)
 from tests.conftest import PASSWORD
 
 __all__ = ["only_our_workers", "worker_settings", "worker_start"]  # fixtures used by the tests below
@@ -58,8 +73,9 @@ def test_a_message_without_a_schema_is_refused_and_changes_nothing(committed: No
     assert wait_for_state(task.pk, FINAL).state == "verified"
 
 
-def test_a_message_for_an_unknown_or_spare_schema_is_refused_and_changes_nothing(committed: None,
-                                                                                  worker_start: StartWorker) -> None:
+def test_a_message_for_an_unknown_or_spare_schema_is_refused_and_changes_nothing(
+    committed: None, worker_start: StartWorker
+) -> None:
     use_tenant("acme")
     task = _runnable_task_without_messages()
     spare_pool_fill(size=1)  # a no-op unless other tests emptied the session's warm pool
@@ -78,15 +94,17 @@ def test_a_message_for_an_unknown_or_spare_schema_is_refused_and_changes_nothing
 
 def _own_tenant() -> Tenant:
     domain = f"{unique('exec')}.localhost"
-    request = provision_request_build(name="Execution tests", domain=domain, tier="starter",
-                                      admin_email="admin@exec.example", admin_password=PASSWORD)
+    request = provision_request_build(
+        name="Execution tests", domain=domain, tier="starter", admin_email="admin@exec.example", admin_password=PASSWORD
+    )
     tenant = tenant_provision(request=request).tenant
     connection.set_tenant(tenant)
     return tenant
 
 
 def test_a_suspended_tenants_task_is_held_at_the_step_boundary_and_not_swept(
-        committed: None, worker_settings: None, worker_start: StartWorker) -> None:
+    committed: None, worker_settings: None, worker_start: StartWorker
+) -> None:
     tenant = _own_tenant()
     task = triage_task_after_first_step()  # its next message (attempt 2) is queued
 
@@ -127,7 +145,8 @@ def test_resuming_a_suspended_tenant_sends_its_held_task_on(committed: None, wor
 
 
 def test_a_held_task_is_not_counted_as_failed_when_the_sweeper_runs_right_after_resume(
-        committed: None, worker_settings: None, worker_start: StartWorker) -> None:
+    committed: None, worker_settings: None, worker_start: StartWorker
+) -> None:
     """Beat's sweeper runs every few seconds; after a resume it may well run before a worker
     has handled the resume's re-send. A task held on purpose must not lose a retry to it."""
     tenant = _own_tenant()

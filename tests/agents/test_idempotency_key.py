@@ -13,12 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
 from agents.models import Task
 from agents.services import task_submit
+from config.connection import connection
 from governance.models import AuditEvent
 from tenants.models import Tenant
 from tests.agents.helpers_execution import database_connect, triage_agent, unique, use_tenant, wait_until
@@ -56,8 +57,7 @@ def test_a_retry_with_the_same_key_returns_the_first_task_and_creates_none(acme:
     assert AuditEvent.objects.filter(verb="task.submitted", target_id=str(first.json()["id"])).count() == 1
 
 
-def test_the_same_key_with_another_body_is_refused_with_422_naming_the_first_task(acme: Tenant,
-                                                                                  alice: Client) -> None:
+def test_the_same_key_with_another_body_is_refused_with_422_naming_the_first_task(acme: Tenant, alice: Client) -> None:
     agent_make(acme, "desk")
     first = _execute(alice, "desk", {"input": BILLING_TICKET}, "k-1")
 
@@ -105,8 +105,7 @@ def test_a_key_is_kept_per_tenant(acme: Tenant, beta: Tenant, alice: Client, bet
     assert _tasks_of(beta, "desk") == [in_beta.json()["id"]]
 
 
-def test_a_key_older_than_24_hours_is_forgotten_and_the_request_creates_a_new_task(acme: Tenant,
-                                                                                   alice: Client) -> None:
+def test_a_key_older_than_24_hours_is_forgotten_and_the_request_creates_a_new_task(acme: Tenant, alice: Client) -> None:
     agent_make(acme, "desk")
     first = _execute(alice, "desk", {"input": BILLING_TICKET}, "nightly-1").json()["id"]
     connection.set_tenant(acme)
@@ -133,7 +132,8 @@ def test_an_invalid_key_is_refused_with_400_naming_the_header(acme: Tenant, alic
 
 
 def test_a_submit_racing_another_with_the_same_key_returns_the_winners_task(
-        committed: None, celery_env: dict[str, str]) -> None:
+    committed: None, celery_env: dict[str, str]
+) -> None:
     """Both find no task with the key; the second insert waits on the unique index until the
     first commits, then answers with the first's task instead of failing."""
     use_tenant("acme")
@@ -169,9 +169,12 @@ def test_a_submit_racing_another_with_the_same_key_returns_the_winners_task(
 
     def waiting_on_the_key() -> bool:
         with database_connect(autocommit=True) as conn:
-            return bool(conn.execute("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-                                     "AND wait_event = 'transactionid' AND query LIKE 'INSERT INTO \"agents_task\"%'"
-                                     ).fetchone())
+            return bool(
+                conn.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event = 'transactionid' AND query LIKE 'INSERT INTO \"agents_task\"%'"
+                ).fetchone()
+            )
 
     wait_until(waiting_on_the_key, what="the second insert to wait for the first")
     release.set()

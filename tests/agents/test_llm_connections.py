@@ -53,12 +53,24 @@ def stub() -> Iterator[OpenAIStub]:
         yield running
 
 
-def connection_add(base_url: str = "https://llm.example/v1", *, name: str = "house",
-                   tenants: tuple[str, ...] = ("acme",), models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o"),
-                   **extra: Any) -> LLMConnection:
+def connection_add(
+    base_url: str = "https://llm.example/v1",
+    *,
+    name: str = "house",
+    tenants: tuple[str, ...] = ("acme",),
+    models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o"),
+    **extra: Any,
+) -> LLMConnection:
     """An operator's connection (public schema); the connection is left on acme's schema."""
-    created = llm_connection_create(name=name, base_url=base_url, api_key_env=KEY_ENV, allowed_models=list(models),
-                                    tenants=list(tenants), actor=OPERATOR, **extra)
+    created = llm_connection_create(
+        name=name,
+        base_url=base_url,
+        api_key_env=KEY_ENV,
+        allowed_models=list(models),
+        tenants=list(tenants),
+        actor=OPERATOR,
+        **extra,
+    )
     use_tenant("acme")
     return created
 
@@ -69,8 +81,9 @@ def alice(acme: Tenant, acme_client: Client) -> Client:
 
 
 def _create(client: Client, model_settings: Any, name: str = "front-desk") -> Any:
-    return client.post(AGENTS, {"name": name, "blueprint": "triage", "model_settings": model_settings},
-                       content_type="application/json")
+    return client.post(
+        AGENTS, {"name": name, "blueprint": "triage", "model_settings": model_settings}, content_type="application/json"
+    )
 
 
 def _fields(response: Any) -> dict[str, str]:
@@ -87,7 +100,8 @@ def _agents_in_acme() -> list[str]:
 # ------------------------------------------------------------------------------ what a tenant may write
 @pytest.mark.parametrize("key", ["base_url", "api_key_env", "timeout", "headers"])
 def test_the_api_refuses_a_url_a_key_variable_a_timeout_or_any_unknown_key_in_model_settings(
-        alice: Client, key: str) -> None:
+    alice: Client, key: str
+) -> None:
     connection_add()
     before = _agents_in_acme()
 
@@ -101,12 +115,22 @@ def test_the_api_refuses_a_url_a_key_variable_a_timeout_or_any_unknown_key_in_mo
 
 
 def test_the_old_openai_settings_with_a_url_and_a_key_variable_are_refused_field_by_field(alice: Client) -> None:
-    response = _create(alice, {"provider": "openai", "model": "gpt-4o-mini", "base_url": "http://127.0.0.1:9/v1",
-                               "api_key_env": "DATABASE_URL"})
+    response = _create(
+        alice,
+        {
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "base_url": "http://127.0.0.1:9/v1",
+            "api_key_env": "DATABASE_URL",
+        },
+    )
 
     assert response.status_code == 400
-    assert set(_fields(response)) == {"model_settings.provider", "model_settings.base_url",
-                                      "model_settings.api_key_env"}
+    assert set(_fields(response)) == {
+        "model_settings.provider",
+        "model_settings.base_url",
+        "model_settings.api_key_env",
+    }
     assert "front-desk" not in _agents_in_acme()
 
 
@@ -114,9 +138,11 @@ def test_changing_an_agent_to_settings_with_a_url_is_refused_and_keeps_its_versi
     connection_add()
     agent = triage_agent(model_settings={"connection": "house", "model": "gpt-4o-mini"})
 
-    response = alice.patch(f"{AGENTS}{agent.name}/", {"model_settings": {
-        "connection": "house", "model": "gpt-4o-mini", "base_url": "http://attacker.example/v1"}},
-        content_type="application/json")
+    response = alice.patch(
+        f"{AGENTS}{agent.name}/",
+        {"model_settings": {"connection": "house", "model": "gpt-4o-mini", "base_url": "http://attacker.example/v1"}},
+        content_type="application/json",
+    )
 
     assert response.status_code == 400
     assert list(_fields(response)) == ["model_settings.base_url"]
@@ -129,11 +155,21 @@ def test_changing_an_agent_to_settings_with_a_url_is_refused_and_keeps_its_versi
 def test_the_tenant_admin_refuses_a_url_in_model_settings_and_saves_nothing(alice: Client) -> None:
     before = _agents_in_acme()
 
-    response = alice.post("/admin/agents/agent/add/", {
-        "name": "from-admin", "blueprint": "triage", "config": "{}", "privilege_ceiling": 2,
-        "automation_level": "semi_auto", "versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0",
-        "model_settings": json.dumps({"provider": "offline", "base_url": "http://attacker.example/v1",
-                                      "api_key_env": "VIGIL_SECRET_KEY"})})
+    response = alice.post(
+        "/admin/agents/agent/add/",
+        {
+            "name": "from-admin",
+            "blueprint": "triage",
+            "config": "{}",
+            "privilege_ceiling": 2,
+            "automation_level": "semi_auto",
+            "versions-TOTAL_FORMS": "0",
+            "versions-INITIAL_FORMS": "0",
+            "model_settings": json.dumps(
+                {"provider": "offline", "base_url": "http://attacker.example/v1", "api_key_env": "VIGIL_SECRET_KEY"}
+            ),
+        },
+    )
 
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors["model_settings"]
@@ -170,7 +206,8 @@ def test_a_model_the_connection_does_not_offer_is_refused_naming_the_choices(ali
 
     assert response.status_code == 400
     assert _fields(response) == {
-        "model_settings.model": "'o1-pro' is not offered by 'house'; choose one of gpt-4o-mini, gpt-4o"}
+        "model_settings.model": "'o1-pro' is not offered by 'house'; choose one of gpt-4o-mini, gpt-4o"
+    }
 
 
 def test_a_connection_needs_a_model_and_a_model_needs_a_connection(alice: Client) -> None:
@@ -202,7 +239,8 @@ def test_a_connection_available_to_all_serves_every_tenant(beta: Tenant, beta_cl
 
 # ------------------------------------------------------------------------------ what the worker does with it
 def test_provider_for_builds_the_client_from_the_connection_with_the_key_of_its_variable(
-        in_acme: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    in_acme: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
     connection_add("https://llm.example/v1")
     monkeypatch.setenv(KEY_ENV, "sk-operator")
 
@@ -219,15 +257,22 @@ def test_the_offline_provider_stays_the_default() -> None:
     assert isinstance(provider_for({"provider": "offline"}), OfflineProvider)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"enabled": False}, "the LLM connection 'house' is disabled"),
-    ({"tenants": ["beta"]}, "no LLM connection 'house' is available to this tenant"),
-    ({"allowed_models": ["gpt-4o"]}, "the model connection 'house' does not offer the agent's model"),
-    ({"api_key_env": "TEST_UNSET_LLM_KEY"}, "the model connection 'house' has no key on this worker; "
-                                              "see the worker log"),
-], ids=["disabled", "revoked", "model-withdrawn", "key-missing"])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"enabled": False}, "the LLM connection 'house' is disabled"),
+        ({"tenants": ["beta"]}, "no LLM connection 'house' is available to this tenant"),
+        ({"allowed_models": ["gpt-4o"]}, "the model connection 'house' does not offer the agent's model"),
+        (
+            {"api_key_env": "TEST_UNSET_LLM_KEY"},
+            "the model connection 'house' has no key on this worker; see the worker log",
+        ),
+    ],
+    ids=["disabled", "revoked", "model-withdrawn", "key-missing"],
+)
 def test_a_connection_that_changed_since_the_agent_named_it_fails_the_step_instead_of_falling_back(
-        in_acme: Tenant, monkeypatch: pytest.MonkeyPatch, change: dict[str, Any], message: str) -> None:
+    in_acme: Tenant, monkeypatch: pytest.MonkeyPatch, change: dict[str, Any], message: str
+) -> None:
     connection_add()
     monkeypatch.setenv(KEY_ENV, "sk-operator")
     monkeypatch.delenv("TEST_UNSET_LLM_KEY", raising=False)
@@ -248,15 +293,22 @@ def test_a_connection_that_changed_since_the_agent_named_it_fails_the_step_inste
 
 def test_stored_settings_of_the_old_shape_fail_the_step_and_are_never_followed(in_acme: Tenant) -> None:
     agent = triage_agent()
-    Agent.objects.filter(pk=agent.pk).update(model_settings={
-        "provider": "openai", "model": "gpt-4o-mini", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "PATH"})
+    Agent.objects.filter(pk=agent.pk).update(
+        model_settings={
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "base_url": "http://127.0.0.1:9/v1",
+            "api_key_env": "PATH",
+        }
+    )
 
     with pytest.raises(LLMError, match="name no model connection"):
         provider_for(Agent.objects.get(pk=agent.pk).model_settings)
 
 
-def test_the_call_timeout_is_capped_below_the_step_lease(in_acme: Tenant, settings: LazySettings,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_call_timeout_is_capped_below_the_step_lease(
+    in_acme: Tenant, settings: LazySettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     connection_add(timeout_seconds=600)
     monkeypatch.setenv(KEY_ENV, "sk-operator")
 
@@ -272,7 +324,8 @@ def test_the_call_timeout_is_capped_below_the_step_lease(in_acme: Tenant, settin
 
 
 def test_a_slow_endpoint_fails_the_call_before_the_lease_runs_out(
-        in_acme: Tenant, stub: OpenAIStub, settings: LazySettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    in_acme: Tenant, stub: OpenAIStub, settings: LazySettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.TASK_ACK_TIMEOUT_SECONDS = 3
     connection_add(stub.base_url, timeout_seconds=60)
     monkeypatch.setenv(KEY_ENV, "sk-operator")
@@ -290,21 +343,27 @@ def test_a_slow_endpoint_fails_the_call_before_the_lease_runs_out(
 
 
 def test_a_provider_error_body_never_reaches_the_task_and_goes_to_the_log(
-        in_acme: Tenant, stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    in_acme: Tenant, stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     secret = "sk-live-0123456789abcdef DATABASE_URL=postgres://app:hunter2@db/vigil"
     stub.reply = lambda body: (500, {"error": {"message": secret, "type": "server_error"}})
     connection_add(stub.base_url)
     monkeypatch.setenv(KEY_ENV, "sk-operator")
-    task = task_submit(agent_name=triage_agent(model_settings={"connection": "house", "model": "gpt-4o-mini"}).name,
-                       input=BILLING_TICKET)
+    task = task_submit(
+        agent_name=triage_agent(model_settings={"connection": "house", "model": "gpt-4o-mini"}).name,
+        input=BILLING_TICKET,
+    )
 
     with caplog.at_level(logging.WARNING, logger="agents.llm"):
         assert advance_here(task.pk) == "retry"
 
     task.refresh_from_db()
     assert task.last_error == "LLMError: the model connection 'house' failed (HTTP 500); see the worker log"
-    stored = [task.last_error, *TaskEvent.objects.filter(task=task).values_list("reason", flat=True),
-              *(json.dumps(e.data) for e in AuditEvent.objects.filter(target_type="task", target_id=str(task.pk)))]
+    stored = [
+        task.last_error,
+        *TaskEvent.objects.filter(task=task).values_list("reason", flat=True),
+        *(json.dumps(e.data) for e in AuditEvent.objects.filter(target_type="task", target_id=str(task.pk))),
+    ]
     assert not [text for text in stored if "hunter2" in text or "sk-live" in text]
     [logged] = [r for r in caplog.records if r.getMessage() == "llm.call_failed"]
     assert (logged.connection, logged.status) == ("house", 500)  # type: ignore[attr-defined]
@@ -371,24 +430,40 @@ def outbound(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_no_tenant_writable_field_reaches_the_environment_or_an_outbound_address(
-        in_acme: Tenant, stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch, outbound: list[str]) -> None:
+    in_acme: Tenant, stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch, outbound: list[str]
+) -> None:
     # The operator's connection and model carry the canary too: a tenant types those names.
     connection_add(stub.base_url, name=f"{CANARY}-conn", models=(f"{CANARY}-model",))
     monkeypatch.setenv(KEY_ENV, "sk-operator")
     for name in (CANARY, CANARY.upper(), f"{CANARY.upper()}_KEY"):
         monkeypatch.setenv(name, "a secret a canary could fetch")
     agent = agent_create(
-        name=f"{CANARY}-agent", blueprint="triage", description=f"{CANARY} description",
+        name=f"{CANARY}-agent",
+        blueprint="triage",
+        description=f"{CANARY} description",
         config={"system_prompt": f"{CANARY} prompt", "auto_reply": True},
-        model_settings={"connection": f"{CANARY}-conn", "model": f"{CANARY}-model"})
-    task = task_submit(agent_id=agent.pk, input={"text": f"My invoice shows a double charge {CANARY}",
-                                                 "customer_email": f"{CANARY}@example.com",
-                                                 "subject": f"http://{CANARY}.example/"})
+        model_settings={"connection": f"{CANARY}-conn", "model": f"{CANARY}-model"},
+    )
+    task = task_submit(
+        agent_id=agent.pk,
+        input={
+            "text": f"My invoice shows a double charge {CANARY}",
+            "customer_email": f"{CANARY}@example.com",
+            "subject": f"http://{CANARY}.example/",
+        },
+    )
     # Settings stored before this design (or written around the services) carry a URL, a key
     # variable and a timeout: they must be ignored, not followed.
-    Agent.objects.filter(pk=agent.pk).update(model_settings={
-        "connection": f"{CANARY}-conn", "model": f"{CANARY}-model", "base_url": f"http://{CANARY}.example/v1",
-        "api_key_env": f"{CANARY.upper()}_KEY", "timeout": 0.001, "provider": f"{CANARY}"})
+    Agent.objects.filter(pk=agent.pk).update(
+        model_settings={
+            "connection": f"{CANARY}-conn",
+            "model": f"{CANARY}-model",
+            "base_url": f"http://{CANARY}.example/v1",
+            "api_key_env": f"{CANARY.upper()}_KEY",
+            "timeout": 0.001,
+            "provider": f"{CANARY}",
+        }
+    )
     environ = RecordingEnviron(os.environ)
     monkeypatch.setattr(os, "environ", environ)
 

@@ -10,59 +10,108 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from agents import statements
 from agents.effects import effect_plan
 from agents.models import Task
 from agents.services import task_submit
-from agents.statements import (CLAIM, SNAPSHOT, STATEMENTS, STEP, STEP_WITH_EFFECT, Statement, claim_params,
-                               snapshot_params, step_params, transition, transition_params)
+from agents.statements import (
+    CLAIM,
+    SNAPSHOT,
+    STATEMENTS,
+    STEP,
+    STEP_WITH_EFFECT,
+    Statement,
+    claim_params,
+    snapshot_params,
+    step_params,
+    transition,
+    transition_params,
+)
 from agents.tools import TOOLS
+from config.connection import connection
 from governance.actors import Actor
 from governance.services import audit_append_params
 from hitl.models import ApprovalRequest
 from hitl.services import approval_decide
 from tenants.models import Tenant
-from tests.agents.helpers_execution import (BILLING_TICKET, REFUND_TICKET, RITA, advance_here, resolution_agent,
-                                            triage_agent, user)
+from tests.agents.helpers_execution import (
+    BILLING_TICKET,
+    REFUND_TICKET,
+    RITA,
+    advance_here,
+    resolution_agent,
+    triage_agent,
+    user,
+)
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
 def _audit() -> dict[str, Any]:
-    return audit_append_params(actor=Actor.system("test"), verb="agent.step", target_type="task", target_id=1,
-                               correlation_id="c")
+    return audit_append_params(
+        actor=Actor.system("test"), verb="agent.step", target_type="task", target_id=1, correlation_id="c"
+    )
 
 
 def _step(effect: dict[str, Any] | None) -> dict[str, Any]:
-    return step_params(task_id=1, attempt=2, new_attempt=3, deadline=NOW, now=NOW, index=1, action="send_reply",
-                       arguments="{}", result="{}", decision="allow", reasoning="", tokens=0, cost_usd=Decimal(0),
-                       latency_ms=0.0, audit=_audit(), effect=effect)
+    return step_params(
+        task_id=1,
+        attempt=2,
+        new_attempt=3,
+        deadline=NOW,
+        now=NOW,
+        index=1,
+        action="send_reply",
+        arguments="{}",
+        result="{}",
+        decision="allow",
+        reasoning="",
+        tokens=0,
+        cost_usd=Decimal(0),
+        latency_ms=0.0,
+        audit=_audit(),
+        effect=effect,
+    )
 
 
 def _effect() -> dict[str, Any]:
-    _, planned = effect_plan(tool=TOOLS["send_reply"], idempotency_key="task:1:step:1",
-                             arguments={"to": "dana@example.com", "subject": "Re: hi", "body": "Hello"})
+    _, planned = effect_plan(
+        tool=TOOLS["send_reply"],
+        idempotency_key="task:1:step:1",
+        arguments={"to": "dana@example.com", "subject": "Re: hi", "body": "Hello"},
+    )
     assert planned is not None
     return planned.params()
 
 
 def _transition(values: dict[str, Any]) -> tuple[Statement, dict[str, Any]]:
-    params = transition_params(task_id=1, from_state="queued", to_state="assigned", reason="", actor="system:test",
-                               attempt=1, now=NOW, audit=_audit(), values=values)
+    params = transition_params(
+        task_id=1,
+        from_state="queued",
+        to_state="assigned",
+        reason="",
+        actor="system:test",
+        attempt=1,
+        now=NOW,
+        audit=_audit(),
+        values=values,
+    )
     return transition(tuple(values)), params
 
 
 BUILT: dict[str, Any] = {
     "snapshot": lambda: (SNAPSHOT, snapshot_params(task_id=1)),
-    "claim": lambda: (CLAIM, claim_params(task_id=1, attempt=1, new_attempt=2, deadline=NOW, now=NOW,
-                                          state="assigned")),
+    "claim": lambda: (
+        CLAIM,
+        claim_params(task_id=1, attempt=1, new_attempt=2, deadline=NOW, now=NOW, state="assigned"),
+    ),
     "step": lambda: (STEP, _step(None)),
     "step_with_effect": lambda: (STEP_WITH_EFFECT, _step(_effect())),
     "transition without fields": lambda: _transition({}),
-    "transition of state and lease": lambda: _transition({"state": "in_progress", "updated_at": NOW, "attempt": 3,
-                                                          "ack_deadline": NOW}),
+    "transition of state and lease": lambda: _transition(
+        {"state": "in_progress", "updated_at": NOW, "attempt": 3, "ack_deadline": NOW}
+    ),
 }
 
 
@@ -78,7 +127,11 @@ def test_every_fixed_statement_has_a_builder_case() -> None:
 
     assert {statement.name for statement in STATEMENTS} <= built
     assert {name for name in dir(statements) if isinstance(getattr(statements, name), Statement)} == {
-        "CLAIM", "SNAPSHOT", "STEP", "STEP_WITH_EFFECT"}
+        "CLAIM",
+        "SNAPSHOT",
+        "STEP",
+        "STEP_WITH_EFFECT",
+    }
 
 
 def test_every_statement_a_task_sends_gets_exactly_its_named_parameters(in_acme: Tenant) -> None:
@@ -105,8 +158,11 @@ def test_every_statement_a_task_sends_gets_exactly_its_named_parameters(in_acme:
             pass
 
     assert [Task.objects.get(pk=pk).state for pk in (triage.pk, refund.pk)] == ["verified", "verified"]
-    mismatched = [(sql[:60], sorted(set(params) ^ set(Statement("sent", sql).placeholders)))
-                  for sql, params in sent if set(params) != Statement("sent", sql).placeholders]
+    mismatched = [
+        (sql[:60], sorted(set(params) ^ set(Statement("sent", sql).placeholders)))
+        for sql, params in sent
+        if set(params) != Statement("sent", sql).placeholders
+    ]
     assert mismatched == []
     kinds = {sql for sql, _ in sent}
     assert {statement.sql for statement in STATEMENTS} <= kinds

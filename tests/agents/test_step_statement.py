@@ -7,17 +7,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from agents.engine import advance
 from agents.models import Effect, Step, Task
 from agents.selectors import task_snapshot
 from agents.services import task_submit
+from config.connection import connection
 from governance.models import AuditEvent
 from governance.verification import audit_chain_verify
 from tenants.models import Tenant
-from tests.agents.helpers_execution import (BILLING_TICKET, advance_here, outbox_kinds, steps_of, triage_agent,
-                                            triage_task_after_first_step)
+from tests.agents.helpers_execution import (
+    BILLING_TICKET,
+    advance_here,
+    outbox_kinds,
+    steps_of,
+    triage_agent,
+    triage_task_after_first_step,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -51,11 +57,16 @@ def test_a_tool_step_is_the_snapshot_read_and_one_statement(in_acme: Tenant) -> 
     assert (after.state, after.attempt) == ("in_progress", task.attempt + 1)
     assert steps_of(after) == [("classify", "record"), ("send_reply", "allow")]
     assert list(Effect.objects.filter(task=after).values_list("idempotency_key", flat=True)) == [
-        f"task:{task.pk}:step:1"]
+        f"task:{task.pk}:step:1"
+    ]
     assert outbox_kinds(after) == ["reply"]
     (event,) = AuditEvent.objects.order_by("seq")[audit_before:]
     assert (event.verb, event.target_id, event.data["action"], event.data["decision"]) == (
-        "agent.step", str(task.pk), "send_reply", "allow")
+        "agent.step",
+        str(task.pk),
+        "send_reply",
+        "allow",
+    )
     assert audit_chain_verify().ok
 
 
@@ -104,8 +115,14 @@ def test_a_step_whose_effect_key_is_taken_fails_instead_of_recording_twice(in_ac
     Step row; should it be taken anyway, the statement fails (nothing of it stays) and the
     step is retried like any failure, and the caller's transaction stays usable."""
     task = triage_task_after_first_step()
-    Effect.objects.create(idempotency_key=f"task:{task.pk}:step:1", task=task, step_index=1, tool="send_reply",
-                          arguments_hash="0" * 64, result={})
+    Effect.objects.create(
+        idempotency_key=f"task:{task.pk}:step:1",
+        task=task,
+        step_index=1,
+        tool="send_reply",
+        arguments_hash="0" * 64,
+        result={},
+    )
     steps, events = Step.objects.count(), AuditEvent.objects.count()
 
     assert advance(task_id=task.pk, attempt=task.attempt) == "retry"
@@ -122,8 +139,19 @@ def test_the_snapshot_of_a_long_task_holds_the_latest_step_of_each_action_not_ev
     """A blueprint reads the latest step of an action and how many steps there are; the
     snapshot loads no more, so a step's cost does not grow with the task's length."""
     task = triage_task_after_first_step()
-    Step.objects.bulk_create([Step(task=task, index=i, action="send_reply", arguments={"to": f"c{i}@example.com"},
-                                   result={"sent": True}, decision="allow") for i in range(1, 300)])
+    Step.objects.bulk_create(
+        [
+            Step(
+                task=task,
+                index=i,
+                action="send_reply",
+                arguments={"to": f"c{i}@example.com"},
+                result={"sent": True},
+                decision="allow",
+            )
+            for i in range(1, 300)
+        ]
+    )
 
     snapshot = task_snapshot(task_id=task.pk)
 

@@ -21,9 +21,22 @@ from django.test import Client
 from agents.models import Task
 from agents.selectors import tasks_overdue
 from agents.tasks import sweep_ack_deadlines
-from tests.agents.helpers_execution import (ALICE, BILLING_TICKET, FINAL, StartWorker, closed_port, only_our_workers,
-                                            steps_of, transitions_of, triage_agent, use_tenant, wait_for_state,
-                                            wait_until, worker_settings, worker_start)
+from tests.agents.helpers_execution import (
+    ALICE,
+    BILLING_TICKET,
+    FINAL,
+    StartWorker,
+    closed_port,
+    only_our_workers,
+    steps_of,
+    transitions_of,
+    triage_agent,
+    use_tenant,
+    wait_for_state,
+    wait_until,
+    worker_settings,
+    worker_start,
+)
 
 from .test_api_support import token_for
 
@@ -57,12 +70,18 @@ def broker_unreachable() -> Iterator[None]:
 
 
 def _execute(auth: dict[str, str], agent: str, key: str) -> Any:
-    return Client(HTTP_HOST="acme.localhost").post(f"/api/v1/agents/{agent}/execute/", {"input": BILLING_TICKET},
-                                                   content_type="application/json", HTTP_IDEMPOTENCY_KEY=key, **auth)
+    return Client(HTTP_HOST="acme.localhost").post(
+        f"/api/v1/agents/{agent}/execute/",
+        {"input": BILLING_TICKET},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY=key,
+        **auth,
+    )
 
 
 def test_a_task_submitted_while_the_broker_is_down_is_accepted_once_and_runs_when_the_broker_is_back(
-        committed: None, worker_settings: None, worker_start: StartWorker, caplog: pytest.LogCaptureFixture) -> None:
+    committed: None, worker_settings: None, worker_start: StartWorker, caplog: pytest.LogCaptureFixture
+) -> None:
     use_tenant("acme")
     agent = triage_agent()
     auth = {"HTTP_AUTHORIZATION": f"Token {token_for(Client(HTTP_HOST='acme.localhost'), ALICE)}"}
@@ -80,8 +99,11 @@ def test_a_task_submitted_while_the_broker_is_down_is_accepted_once_and_runs_whe
     failed_sends = [r for r in caplog.records if r.getMessage() == "task.send_failed"]
     assert [(r.task_id, r.attempt) for r in failed_sends] == [(task.pk, 1)]  # type: ignore[attr-defined]
 
-    wait_until(lambda: (task.pk, 1) in tasks_overdue(), timeout=settings.TASK_ACK_TIMEOUT_SECONDS + 5,
-               what="the first message's ack deadline to pass")
+    wait_until(
+        lambda: (task.pk, 1) in tasks_overdue(),
+        timeout=settings.TASK_ACK_TIMEOUT_SECONDS + 5,
+        what="the first message's ack deadline to pass",
+    )
     assert sweep_ack_deadlines() >= 1
 
     use_tenant("acme")

@@ -17,15 +17,22 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from agents.lease import task_fail
 from agents.models import Agent, Task
 from agents.services import agent_update, task_submit, tasks_resend_held
+from config.connection import connection
 from governance.actors import Actor
 from governance.services import audit_record
-from tests.agents.helpers_execution import (BILLING_TICKET, database_connect, only_our_workers, triage_agent,
-                                            use_tenant, wait_until)
+from tests.agents.helpers_execution import (
+    BILLING_TICKET,
+    database_connect,
+    only_our_workers,
+    triage_agent,
+    use_tenant,
+    wait_until,
+)
 
 __all__ = ["only_our_workers"]  # the fixture used by the tests below
 
@@ -56,6 +63,7 @@ class Side(threading.Thread):
 def _appender(agent: Agent, holding: threading.Event, release: threading.Event) -> Callable[[], int]:
     """What a submit (or a step) does: a row that refers to the agent (checked at COMMIT: the
     foreign keys are deferred), then an audit event, whose append lock is held until COMMIT."""
+
     def work() -> int:
         with transaction.atomic():
             task = Task.objects.create(agent=agent, input=BILLING_TICKET)
@@ -63,13 +71,13 @@ def _appender(agent: Agent, holding: threading.Event, release: threading.Event) 
             holding.set()
             assert release.wait(20), "never released"
         return task.pk
+
     return work
 
 
 def _waiting_on_the_audit_lock(pid: int | None) -> bool:
     with database_connect(autocommit=True) as conn:
-        row = conn.execute("SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = %s",
-                           [pid]).fetchone()
+        row = conn.execute("SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
     return row == ("Lock", "advisory")
 
 
@@ -80,8 +88,10 @@ def _race(agent: Agent, sweeper_work: Callable[[], Any]) -> tuple[Side, Side]:
     assert holding.wait(20), appender.error
     sweeper = Side(sweeper_work)
     sweeper.start()
-    wait_until(lambda: _waiting_on_the_audit_lock(sweeper.pid) or not sweeper.is_alive(),
-               what="the sweeper to wait for the audit lock")
+    wait_until(
+        lambda: _waiting_on_the_audit_lock(sweeper.pid) or not sweeper.is_alive(),
+        what="the sweeper to wait for the audit lock",
+    )
     release.set()
     appender.join(20)
     sweeper.join(20)
@@ -90,12 +100,14 @@ def _race(agent: Agent, sweeper_work: Callable[[], Any]) -> tuple[Side, Side]:
 
 
 def test_a_swept_task_fails_over_without_deadlocking_with_a_transaction_that_holds_the_audit_lock(
-        committed: None, only_our_workers: None) -> None:
+    committed: None, only_our_workers: None
+) -> None:
     use_tenant("acme")
     task = task_submit(agent_name=triage_agent().name, input=BILLING_TICKET)
 
-    appender, sweeper = _race(task.agent, lambda: task_fail(task_id=task.pk, attempt=task.attempt,
-                                                            error="ack deadline missed"))
+    appender, sweeper = _race(
+        task.agent, lambda: task_fail(task_id=task.pk, attempt=task.attempt, error="ack deadline missed")
+    )
 
     assert appender.error is None, appender.error
     assert sweeper.error is None, sweeper.error
@@ -106,7 +118,8 @@ def test_a_swept_task_fails_over_without_deadlocking_with_a_transaction_that_hol
 
 
 def test_resending_held_tasks_does_not_deadlock_with_a_transaction_that_holds_the_audit_lock(
-        committed: None, only_our_workers: None) -> None:
+    committed: None, only_our_workers: None
+) -> None:
     """The held-task query joins the agent (only enabled agents' tasks); the lock must not."""
     use_tenant("acme")
     task = task_submit(agent_name=triage_agent().name, input=BILLING_TICKET)
@@ -129,14 +142,21 @@ def test_resending_held_tasks_does_not_deadlock_with_a_transaction_that_holds_th
 
 
 def test_changing_an_agent_does_not_deadlock_with_a_transaction_that_submits_to_it(
-        committed: None, only_our_workers: None) -> None:
+    committed: None, only_our_workers: None
+) -> None:
     """A change of an agent locks its row, but never its key: the deferred foreign-key check
     of a task being submitted to it does not wait for that lock."""
     use_tenant("acme")
     agent = triage_agent()
 
-    appender, changer = _race(agent, lambda: agent_update(agent_id=agent.pk, user=None, reason="tune",
-                                                         config={**agent.config, "auto_reply": False}).version)
+    appender, changer = _race(
+        agent,
+        lambda: (
+            agent_update(
+                agent_id=agent.pk, user=None, reason="tune", config={**agent.config, "auto_reply": False}
+            ).version
+        ),
+    )
 
     assert appender.error is None, appender.error
     assert changer.error is None, changer.error

@@ -9,20 +9,34 @@ worker's processes on the test database, from its own connection.
 
 from __future__ import annotations
 
-from django.db import connection
-
 from agents.models import Task
 from agents.services import task_submit
-from tests.agents.helpers_execution import (AUDIT_INSERT, BILLING_TICKET, FINAL, StartWorker, audit_trail_locked,
-                                            database_connect, lock_waiters, only_our_workers, steps_of, triage_agent,
-                                            triage_task_after_first_step, use_tenant, wait_for_state, wait_until,
-                                            worker_start)
+from config.connection import connection
+from tests.agents.helpers_execution import (
+    AUDIT_INSERT,
+    BILLING_TICKET,
+    FINAL,
+    StartWorker,
+    audit_trail_locked,
+    database_connect,
+    lock_waiters,
+    only_our_workers,
+    steps_of,
+    triage_agent,
+    triage_task_after_first_step,
+    use_tenant,
+    wait_for_state,
+    wait_until,
+    worker_start,
+)
 
 __all__ = ["only_our_workers", "worker_start"]  # fixtures used by the tests below
 
 # Every client backend of the test database but the test's own: the worker's.
-OTHER_BACKENDS = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = "
-                  "'client backend' AND pid <> pg_backend_pid() AND NOT pid = ANY(%s)")
+OTHER_BACKENDS = (
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = "
+    "'client backend' AND pid <> pg_backend_pid() AND NOT pid = ANY(%s)"
+)
 
 
 def _terminate_the_workers_backends(*, sparing: tuple[int, ...] = ()) -> list[int]:
@@ -50,7 +64,8 @@ def _a_new_task_runs_to_the_end() -> Task:
 
 
 def test_a_worker_whose_connection_the_server_ended_between_two_tasks_runs_the_next_one(
-        committed: None, worker_start: StartWorker) -> None:
+    committed: None, worker_start: StartWorker
+) -> None:
     use_tenant("acme")
     worker = worker_start(concurrency=1)
     _a_new_task_runs_to_the_end()  # the worker's pool process now holds a connection
@@ -62,15 +77,18 @@ def test_a_worker_whose_connection_the_server_ended_between_two_tasks_runs_the_n
 
 
 def test_a_connection_that_breaks_inside_a_task_costs_that_task_only(
-        committed: None, worker_start: StartWorker) -> None:
+    committed: None, worker_start: StartWorker
+) -> None:
     """The step waits on the audit trail we lock, its backend is ended under it: that message
     fails (the sweeper re-sends its task later); the next task runs on a new connection."""
     use_tenant("acme")
     task = triage_task_after_first_step()
     with audit_trail_locked("acme") as lock:
         worker = worker_start(concurrency=1)
-        wait_until(lambda: lock_waiters(AUDIT_INSERT) or lock_waiters("WITH claim AS%"),
-                   what="the step waiting on the audit trail")
+        wait_until(
+            lambda: lock_waiters(AUDIT_INSERT) or lock_waiters("WITH claim AS%"),
+            what="the step waiting on the audit trail",
+        )
         assert _terminate_the_workers_backends(sparing=(lock.info.backend_pid,))
         wait_until(lambda: " raised " in worker.log_path.read_text(), what="the step to fail")
         lock.rollback()

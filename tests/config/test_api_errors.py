@@ -11,11 +11,11 @@ from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
 from django.conf import LazySettings
 from django.core.asgi import get_asgi_application
-from django.db import connection
 from django.test import Client
 
 from agents.models import Agent
 from agents.services import agent_create
+from config.connection import connection
 from tenants.models import Tenant, TenantStatus
 from tests.conftest import PASSWORD
 
@@ -80,11 +80,15 @@ def test_a_suspended_tenants_api_answers_403(acme: Tenant, alice: Client) -> Non
     assert "suspended" in body["detail"]
 
 
-def test_a_body_over_the_limit_is_refused_with_413_and_nothing_is_created(acme: Tenant, alice: Client,
-                                                                          settings: LazySettings) -> None:
+def test_a_body_over_the_limit_is_refused_with_413_and_nothing_is_created(
+    acme: Tenant, alice: Client, settings: LazySettings
+) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    response = alice.post("/api/v1/agents/", {"name": "big", "blueprint": "triage", "description": "x" * 1200},
-                          content_type="application/json")
+    response = alice.post(
+        "/api/v1/agents/",
+        {"name": "big", "blueprint": "triage", "description": "x" * 1200},
+        content_type="application/json",
+    )
     body = assert_error_shape(response, 413, "request_too_large")
     assert "1000 bytes" in body["detail"]
     connection.set_tenant(acme)
@@ -103,11 +107,24 @@ def test_a_body_at_the_limit_is_read(acme: Tenant, alice: Client, settings: Lazy
 def test_a_chunked_body_over_the_limit_is_refused_with_413(settings: LazySettings) -> None:
     """Under ASGI a chunked body declares no length; its size is checked once received."""
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/api/v1/agents/", "raw_path": b"/api/v1/agents/", "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"acme.localhost"), (b"content-type", b"application/json"),
-                         (b"transfer-encoding", b"chunked")],
-             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/agents/",
+        "raw_path": b"/api/v1/agents/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"acme.localhost"),
+            (b"content-type", b"application/json"),
+            (b"transfer-encoding", b"chunked"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
 
     async def exchange() -> tuple[dict[str, Any], bytes]:
         communicator = ApplicationCommunicator(get_asgi_application(), scope)
@@ -124,8 +141,9 @@ def test_a_chunked_body_over_the_limit_is_refused_with_413(settings: LazySetting
 
 
 def test_a_content_length_that_is_not_a_number_is_a_bad_request(alice: Client) -> None:
-    response = alice.generic("POST", "/api/v1/agents/", b"{}", content_type="application/json",
-                             CONTENT_LENGTH="12 bytes")
+    response = alice.generic(
+        "POST", "/api/v1/agents/", b"{}", content_type="application/json", CONTENT_LENGTH="12 bytes"
+    )
     assert_error_shape(response, 400, "bad_request")
 
 

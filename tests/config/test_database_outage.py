@@ -39,8 +39,9 @@ def answers() -> dict[str, dict[str, Any]]:
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
     env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed_port}/vigil"}
-    out = subprocess.run([sys.executable, "-c", REQUESTS], cwd=BASE_DIR, env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", REQUESTS], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result: dict[str, dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

@@ -21,9 +21,10 @@ import psycopg
 import pytest
 from celery import current_app
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from config import services
+from config.connection import connection
 from config.dbroles import OwnerConnectionError, owner_connection
 from config.localservices import APP_ROLE, OWNER_ROLE, LocalServices
 from tenants.models import Tenant, TenantStatus
@@ -55,8 +56,10 @@ def schema_owner(schema: str) -> str:
 def database_logins() -> set[str]:
     """The roles of the other sessions on the test database."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+        cursor.execute(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
         return {row[0] for row in cursor.fetchall()}
 
 
@@ -96,7 +99,9 @@ def test_a_schema_change_inside_an_application_transaction_is_refused_and_writes
 @two_roles
 @pytest.mark.slow
 def test_a_worker_logs_in_as_the_application_role_and_refills_the_pool_as_the_owner(
-        committed: None, worker_start: StartWorker) -> None:  # noqa: F811
+    committed: None,
+    worker_start: StartWorker,  # noqa: F811 (a fixture, imported so that pytest finds it)
+) -> None:
     target = spare_count() + 1
     worker_start(env={"VIGIL_SPARE_POOL_SIZE": str(target)}, concurrency=1)
     current_app.send_task("tenants.tasks.spare_pool_refill")
@@ -112,18 +117,31 @@ def test_a_worker_logs_in_as_the_application_role_and_refills_the_pool_as_the_ow
 
 def _manage(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url(), "DATABASE_OWNER_URL": database_url(owner=True)}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @two_roles
 @pytest.mark.slow
-def test_the_operators_commands_provision_and_delete_a_tenant_as_the_owner(django_db_setup: None,
-                                                                          committed: None) -> None:
+def test_the_operators_commands_provision_and_delete_a_tenant_as_the_owner(
+    django_db_setup: None, committed: None
+) -> None:
     schema = f"roles_{uuid.uuid4().hex[:8]}"
     domain = f"{schema.replace('_', '-')}.localhost"
-    done = _manage("provision_tenant", "--name", "Roles", "--domain", domain, "--schema", schema,
-                   "--admin-email", f"admin@{domain}", "--admin-password", PASSWORD)
+    done = _manage(
+        "provision_tenant",
+        "--name",
+        "Roles",
+        "--domain",
+        domain,
+        "--schema",
+        schema,
+        "--admin-email",
+        f"admin@{domain}",
+        "--admin-password",
+        PASSWORD,
+    )
     assert done.returncode == 0, done.stderr
     assert schema_owner(schema) == OWNER_USER
     assert Tenant.objects.get(schema_name=schema).status == TenantStatus.ACTIVE
@@ -136,8 +154,9 @@ def test_the_operators_commands_provision_and_delete_a_tenant_as_the_owner(djang
 
 def test_an_owner_url_naming_another_database_is_refused_at_start() -> None:
     env = {**os.environ, "DATABASE_URL": database_url(), "DATABASE_OWNER_URL": f"{database_url(owner=True)}_other"}
-    done = subprocess.run([sys.executable, "manage.py", "check"], cwd=BASE_DIR, env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode != 0
     assert "DATABASE_OWNER_URL names database" in done.stderr and "Traceback" not in done.stderr
 
@@ -157,13 +176,13 @@ def own_server(tmp_path: Path) -> Iterator[LocalServices]:
         services.stop_postgres(svc)
         pg_dir = (svc.run_dir / "pg").resolve()
         # As root the data may sit in a folder of its own under /var/lib/vigil (see _pg_dir).
-        shutil.rmtree(pg_dir.parent if pg_dir.parent.parent == services.SHARED_PG_ROOT else pg_dir,
-                      ignore_errors=True)
+        shutil.rmtree(pg_dir.parent if pg_dir.parent.parent == services.SHARED_PG_ROOT else pg_dir, ignore_errors=True)
 
 
 def superuser_sql(svc: LocalServices, dbname: str, *statements: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(host="127.0.0.1", port=svc.pg_port, user=services.SUPERUSER, dbname=dbname,
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host="127.0.0.1", port=svc.pg_port, user=services.SUPERUSER, dbname=dbname, autocommit=True
+    ) as conn:
         rows: list[tuple[Any, ...]] = []
         for statement in statements:
             cursor = conn.execute(statement)
@@ -173,36 +192,52 @@ def superuser_sql(svc: LocalServices, dbname: str, *statements: str) -> list[tup
 
 @pytest.mark.slow
 def test_starting_the_server_hands_what_the_superuser_made_before_the_roles_to_the_owner(
-        own_server: LocalServices) -> None:
+    own_server: LocalServices,
+) -> None:
     # What a data folder made before the roles existed holds: everything the superuser's.
     superuser_sql(own_server, "postgres", "CREATE DATABASE legacy")
-    superuser_sql(own_server, "vigil",
-                  "CREATE SCHEMA acme",
-                  "CREATE TABLE acme.agents_agent (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY)",
-                  "CREATE TABLE acme.governance_auditevent (seq bigserial PRIMARY KEY, body text)",
-                  "CREATE SEQUENCE acme.counter",
-                  "CREATE FUNCTION acme.governance_audit_append() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    superuser_sql(
+        own_server,
+        "vigil",
+        "CREATE SCHEMA acme",
+        "CREATE TABLE acme.agents_agent (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY)",
+        "CREATE TABLE acme.governance_auditevent (seq bigserial PRIMARY KEY, body text)",
+        "CREATE SEQUENCE acme.counter",
+        "CREATE FUNCTION acme.governance_audit_append() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    )
 
     services.start_postgres(own_server, fast=True)
     services.start_postgres(own_server, fast=True)  # idempotent
 
-    owners = superuser_sql(own_server, "vigil", """
+    owners = superuser_sql(
+        own_server,
+        "vigil",
+        """
         SELECT 'schema', pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'acme'
         UNION ALL SELECT relname, pg_get_userbyid(relowner) FROM pg_class
             WHERE relnamespace = 'acme'::regnamespace AND relkind IN ('r', 'S')
-        UNION ALL SELECT proname, pg_get_userbyid(proowner) FROM pg_proc WHERE pronamespace = 'acme'::regnamespace""")
+        UNION ALL SELECT proname, pg_get_userbyid(proowner) FROM pg_proc WHERE pronamespace = 'acme'::regnamespace""",
+    )
     assert {owner for _, owner in owners} == {OWNER_ROLE}
     assert len(owners) == 7  # the schema, 2 tables, 3 sequences, the function
-    grants = superuser_sql(own_server, "vigil", f"""
+    grants = superuser_sql(
+        own_server,
+        "vigil",
+        f"""
         SELECT has_table_privilege('{APP_ROLE}', 'acme.agents_agent', 'SELECT, INSERT, UPDATE, DELETE'),
                has_table_privilege('{APP_ROLE}', 'acme.governance_auditevent', 'SELECT'),
                has_table_privilege('{APP_ROLE}', 'acme.governance_auditevent', 'INSERT, UPDATE, DELETE, TRUNCATE'),
                has_sequence_privilege('{APP_ROLE}', 'acme.counter', 'USAGE'),
                has_schema_privilege('{APP_ROLE}', 'acme', 'USAGE'),
-               has_schema_privilege('{APP_ROLE}', 'acme', 'CREATE')""")
+               has_schema_privilege('{APP_ROLE}', 'acme', 'CREATE')""",
+    )
     assert grants == [(True, True, False, True, True, False)]
-    databases = superuser_sql(own_server, "postgres", "SELECT datname, pg_get_userbyid(datdba) FROM pg_database "
-                                                      "WHERE datname IN ('vigil', 'legacy') ORDER BY datname")
+    databases = superuser_sql(
+        own_server,
+        "postgres",
+        "SELECT datname, pg_get_userbyid(datdba) FROM pg_database "
+        "WHERE datname IN ('vigil', 'legacy') ORDER BY datname",
+    )
     assert databases == [("legacy", OWNER_ROLE), ("vigil", OWNER_ROLE)]
 
 

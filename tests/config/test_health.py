@@ -64,10 +64,13 @@ def test_readyz_checks_a_broker_that_is_not_redis(settings: LazySettings) -> Non
 def test_readyz_names_the_database_when_it_is_unreachable() -> None:
     # A separate process, so that this test's own connection is not the one we break.
     env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{_closed_port()}/vigil"}
-    code = ("import django; django.setup(); import json; from config.health import readiness; "
-            "print(json.dumps(readiness()))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, env=env, capture_output=True, text=True,
-                         check=True, timeout=60)
+    code = (
+        "import django; django.setup(); import json; from config.health import readiness; "
+        "print(json.dumps(readiness()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True, timeout=60
+    )
     status, body = json.loads(out.stdout.strip().splitlines()[-1])
     assert status == 503
     assert body["database"] == "failing" and body["redis"] == "ok"

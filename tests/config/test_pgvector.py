@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+
+from config.connection import connection
 
 
 @pytest.mark.django_db
 def test_vector_extension_lives_in_public_and_tenant_schemas_use_it_through_the_search_path(in_acme) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
-                       "WHERE e.extname = 'vector'")
+        cursor.execute(
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+            "WHERE e.extname = 'vector'"
+        )
         assert cursor.fetchone() == ("public",)
         cursor.execute("SELECT current_schema()")
         assert cursor.fetchone() == ("acme",)

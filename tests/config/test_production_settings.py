@@ -19,17 +19,29 @@ from tenants.services import provision_request_build, tenant_provision
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 SECRET = "k3V9-production-secret-for-tests-only-7Qx2Lm8Rt4Wz6Yb1Nc5Hd0Jf"
-SHOW_SETTINGS = ("import json, config.settings as s; print(json.dumps({name: getattr(s, name) for name in ["
-                 "'DEBUG', 'ALLOWED_HOSTS', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_SSL_REDIRECT', "
-                 "'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_PROXY_SSL_HEADER', "
-                 "'CSRF_TRUSTED_ORIGINS', 'VIGIL_PUBLIC_SCHEME', 'VIGIL_PUBLIC_PORT']}))")
+SHOW_SETTINGS = (
+    "import json, config.settings as s; print(json.dumps({name: getattr(s, name) for name in ["
+    "'DEBUG', 'ALLOWED_HOSTS', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_SSL_REDIRECT', "
+    "'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_PROXY_SSL_HEADER', "
+    "'CSRF_TRUSTED_ORIGINS', 'VIGIL_PUBLIC_SCHEME', 'VIGIL_PUBLIC_PORT']}))"
+)
 
 
-SECURITY_VARIABLES = ("VIGIL_ENV", "VIGIL_DEBUG", "VIGIL_SECRET_KEY", "VIGIL_ALLOWED_HOSTS", "VIGIL_PUBLIC_",
-                      "VIGIL_HTTP_PORT", "VIGIL_SECURE_COOKIES", "VIGIL_SSL_REDIRECT", "VIGIL_HSTS_",
-                      "VIGIL_PROXY_SSL_HEADER", "VIGIL_CSRF_TRUSTED_ORIGINS",
-                      # Set by the browser tests for their own process; never in production.
-                      "DJANGO_ALLOW_ASYNC_UNSAFE")
+SECURITY_VARIABLES = (
+    "VIGIL_ENV",
+    "VIGIL_DEBUG",
+    "VIGIL_SECRET_KEY",
+    "VIGIL_ALLOWED_HOSTS",
+    "VIGIL_PUBLIC_",
+    "VIGIL_HTTP_PORT",
+    "VIGIL_SECURE_COOKIES",
+    "VIGIL_SSL_REDIRECT",
+    "VIGIL_HSTS_",
+    "VIGIL_PROXY_SSL_HEADER",
+    "VIGIL_CSRF_TRUSTED_ORIGINS",
+    # Set by the browser tests for their own process; never in production.
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+)
 
 
 def production_env(**overrides: str | None) -> dict[str, str]:
@@ -46,8 +58,7 @@ def production_env(**overrides: str | None) -> dict[str, str]:
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=BASE_DIR, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, *args], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
 
 
 def production_settings(**overrides: str | None) -> dict[str, Any]:
@@ -57,17 +68,19 @@ def production_settings(**overrides: str | None) -> dict[str, Any]:
     return settings
 
 
-@pytest.mark.parametrize(("overrides", "named"), [
-    ({"VIGIL_SECRET_KEY": None}, "VIGIL_SECRET_KEY is not set"),
-    ({"VIGIL_ALLOWED_HOSTS": "*"}, "VIGIL_ALLOWED_HOSTS contains '*'"),
-    ({"VIGIL_ALLOWED_HOSTS": "vigil.example.com,*"}, "VIGIL_ALLOWED_HOSTS contains '*'"),
-    ({"VIGIL_PUBLIC_DOMAIN": None}, "VIGIL_PUBLIC_DOMAIN is 'localhost'"),
-    ({"VIGIL_PUBLIC_DOMAIN": "localhost"}, "VIGIL_PUBLIC_DOMAIN is 'localhost'"),
-    ({"VIGIL_DEBUG": "true"}, "VIGIL_DEBUG is on"),
-    ({"VIGIL_ENV": None, "VIGIL_SECRET_KEY": None}, "VIGIL_SECRET_KEY is not set"),
-])
-def test_an_unsafe_production_setting_refuses_to_start_naming_it(overrides: dict[str, str | None],
-                                                                  named: str) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"VIGIL_SECRET_KEY": None}, "VIGIL_SECRET_KEY is not set"),
+        ({"VIGIL_ALLOWED_HOSTS": "*"}, "VIGIL_ALLOWED_HOSTS contains '*'"),
+        ({"VIGIL_ALLOWED_HOSTS": "vigil.example.com,*"}, "VIGIL_ALLOWED_HOSTS contains '*'"),
+        ({"VIGIL_PUBLIC_DOMAIN": None}, "VIGIL_PUBLIC_DOMAIN is 'localhost'"),
+        ({"VIGIL_PUBLIC_DOMAIN": "localhost"}, "VIGIL_PUBLIC_DOMAIN is 'localhost'"),
+        ({"VIGIL_DEBUG": "true"}, "VIGIL_DEBUG is on"),
+        ({"VIGIL_ENV": None, "VIGIL_SECRET_KEY": None}, "VIGIL_SECRET_KEY is not set"),
+    ],
+)
+def test_an_unsafe_production_setting_refuses_to_start_naming_it(overrides: dict[str, str | None], named: str) -> None:
     out = run(["manage.py", "check"], production_env(**overrides))
     assert out.returncode == 1
     assert named in out.stderr
@@ -83,8 +96,12 @@ def test_an_unknown_vigil_env_is_refused() -> None:
 def test_development_mode_starts_with_the_local_defaults() -> None:
     settings = production_settings(VIGIL_ENV="development", VIGIL_SECRET_KEY=None, VIGIL_PUBLIC_DOMAIN=None)
     assert settings["ALLOWED_HOSTS"] == ["*"]
-    assert (settings["VIGIL_PUBLIC_SCHEME"], settings["SESSION_COOKIE_SECURE"], settings["SECURE_SSL_REDIRECT"],
-            settings["SECURE_HSTS_SECONDS"]) == ("http", False, False, 0)
+    assert (
+        settings["VIGIL_PUBLIC_SCHEME"],
+        settings["SESSION_COOKIE_SECURE"],
+        settings["SECURE_SSL_REDIRECT"],
+        settings["SECURE_HSTS_SECONDS"],
+    ) == ("http", False, False, 0)
 
 
 def test_production_defaults_are_https_with_secure_cookies_and_hsts() -> None:
@@ -98,9 +115,11 @@ def test_production_defaults_are_https_with_secure_cookies_and_hsts() -> None:
 
 
 def test_the_proxy_header_and_trusted_origins_come_from_the_environment() -> None:
-    settings = production_settings(VIGIL_PROXY_SSL_HEADER="X-Forwarded-Proto",
-                                   VIGIL_CSRF_TRUSTED_ORIGINS="https://support.acme.example",
-                                   VIGIL_HSTS_SECONDS="600")
+    settings = production_settings(
+        VIGIL_PROXY_SSL_HEADER="X-Forwarded-Proto",
+        VIGIL_CSRF_TRUSTED_ORIGINS="https://support.acme.example",
+        VIGIL_HSTS_SECONDS="600",
+    )
     assert settings["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
     assert settings["CSRF_TRUSTED_ORIGINS"] == ["https://support.acme.example"]
     assert settings["SECURE_HSTS_SECONDS"] == 600
@@ -114,8 +133,9 @@ def test_check_deploy_passes_with_production_settings() -> None:
 
 def test_provisioning_prints_invitation_links_with_the_public_scheme(db: None, settings: LazySettings) -> None:
     settings.VIGIL_PUBLIC_SCHEME, settings.VIGIL_PUBLIC_PORT = "https", 443
-    request = provision_request_build(name="Gamma", domain="gamma.localhost", tier="starter",
-                                      admin_email="gina@gamma.example", admin_password=None)
+    request = provision_request_build(
+        name="Gamma", domain="gamma.localhost", tier="starter", admin_email="gina@gamma.example", admin_password=None
+    )
     result = tenant_provision(request=request)
     assert result.invitation_url is not None
     link = urlsplit(result.invitation_url)

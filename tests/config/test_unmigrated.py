@@ -37,14 +37,27 @@ def empty_database_url() -> Iterator[str]:
 
 
 def manage(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR,
-                          env={**os.environ, "DATABASE_URL": database_url, "DATABASE_OWNER_URL": database_url},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env={**os.environ, "DATABASE_URL": database_url, "DATABASE_OWNER_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_provisioning_before_migrations_says_to_migrate_and_writes_nothing(empty_database_url: str) -> None:
-    out = manage(empty_database_url, "provision_tenant", "--name", "Globex", "--domain", "globex.localhost",
-                 "--admin-email", "ops@globex.example")
+    out = manage(
+        empty_database_url,
+        "provision_tenant",
+        "--name",
+        "Globex",
+        "--domain",
+        "globex.localhost",
+        "--admin-email",
+        "ops@globex.example",
+    )
     assert out.returncode == 1
     assert NOT_MIGRATED in out.stderr
     assert "Traceback" not in out.stderr

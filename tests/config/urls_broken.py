@@ -30,7 +30,6 @@ def database_gone(request: HttpRequest) -> HttpResponse:
     return HttpResponse("unreachable")
 
 
-
 class DatabaseGoneApi(APIView):
     permission_classes = [AllowAny]
 

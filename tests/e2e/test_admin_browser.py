@@ -9,9 +9,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from django.db import connection
-
 from agents.models import OutboxMessage, Task
+from config.connection import connection
 from tenants.models import Tenant
 from tenants.services import provision_request_build, tenant_provision
 from tests.conftest import PASSWORD
@@ -23,8 +22,14 @@ if TYPE_CHECKING:
 def _demo_tenant() -> tuple[str, str]:
     label = f"e2e{uuid.uuid4().hex[:8]}"
     domain = f"{label}.localhost"
-    request = provision_request_build(name="E2E Demo", domain=domain, tier="professional",
-                                      admin_email=f"admin@{domain}", admin_password=PASSWORD, demo=True)
+    request = provision_request_build(
+        name="E2E Demo",
+        domain=domain,
+        tier="professional",
+        admin_email=f"admin@{domain}",
+        admin_password=PASSWORD,
+        demo=True,
+    )
     tenant_provision(request=request)
     return domain, label
 
@@ -41,18 +46,21 @@ def _signed_in(browser: Browser, base: str, username: str) -> Page:
 
 
 def test_admin_runs_an_agent_the_reviewer_approves_its_refund_and_every_step_shows(
-        committed, celery_worker, web_server, browser, tmp_path: Path) -> None:
+    committed, celery_worker, web_server, browser, tmp_path: Path
+) -> None:
     domain, schema = _demo_tenant()
     base = f"http://{domain}:{web_server}"
     page = _signed_in(browser, base, f"admin@{domain}")
     reviewer = None
     try:
-
         page.goto(f"{base}/admin/agents/agent/")
         page.click("text=resolver")
         page.click("text=Run this agent on a ticket or event")
-        page.fill("#id_input", '{"text": "Please refund 25 EUR for order #AB1234, the mug arrived broken", '
-                               '"customer_email": "dana@example.com"}')
+        page.fill(
+            "#id_input",
+            '{"text": "Please refund 25 EUR for order #AB1234, the mug arrived broken", '
+            '"customer_email": "dana@example.com"}',
+        )
         page.click("input[value=Run]")
         page.wait_for_url(re.compile(r".*/admin/agents/task/\d+/change/"))
         task_id = int(re.search(r"/task/(\d+)/", page.url).group(1))
@@ -97,7 +105,11 @@ def test_admin_runs_an_agent_the_reviewer_approves_its_refund_and_every_step_sho
     task = Task.objects.get(pk=task_id)
     assert task.state == "verified"
     assert [(s.action, s.decision) for s in task.steps.order_by("index")] == [
-        ("classify", "record"), ("draft", "record"), ("issue_refund", "approved"), ("send_reply", "allow")]
+        ("classify", "record"),
+        ("draft", "record"),
+        ("issue_refund", "approved"),
+        ("send_reply", "allow"),
+    ]
     assert sorted(OutboxMessage.objects.filter(effect__task=task).values_list("kind", flat=True)) == ["refund", "reply"]
     approval = task.approvals.get()
     assert approval.decided_by.username == f"reviewer@{domain}"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
-
+from config.connection import connection
 from governance.actors import Actor
 from governance.hashchain import GENESIS_HASH
 from governance.models import AuditEvent
@@ -32,9 +31,16 @@ def events_after(seq: int) -> list[AuditEvent]:
 
 
 def record(verb: str = "test.recorded", *, n: int = 1, data: dict[str, Any] | None = None) -> list[AppendedEvent]:
-    return [audit_record(actor=Actor.system("tests"), verb=verb, target_type="test", target_id=str(i),
-                         data=data if data is not None else {"i": i})
-            for i in range(n)]
+    return [
+        audit_record(
+            actor=Actor.system("tests"),
+            verb=verb,
+            target_type="test",
+            target_id=str(i),
+            data=data if data is not None else {"i": i},
+        )
+        for i in range(n)
+    ]
 
 
 def execute(sql: str, params: list[Any] | None = None) -> int:
@@ -49,7 +55,6 @@ def append_only_trigger_disable() -> None:
     execute(f"ALTER TABLE governance_auditevent DISABLE TRIGGER {APPEND_ONLY_TRIGGER}")
 
 
-
 def member_change_form(user: Any, **changes: Any) -> dict[str, Any]:
     """What the tenant admin's change form for ``user`` posts when saved unchanged, with ``changes``
     (the user's schema must be active)."""
@@ -57,10 +62,15 @@ def member_change_form(user: Any, **changes: Any) -> dict[str, Any]:
 
     grants = agent_grants_held(user_id=user.pk)
     data: dict[str, Any] = {
-        "username": user.username, "first_name": user.first_name, "last_name": user.last_name, "email": user.email,
+        "username": user.username,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
         "roles": list(user.groups.filter(name__in=ROLE_CODES).values_list("name", flat=True)),
-        "view_agents": sorted(grants.get("view_agent", ())), "manage_agents": sorted(grants.get("manage_agent", ())),
-        "review_agents": sorted(grants.get("review_agent", ()))}
+        "view_agents": sorted(grants.get("view_agent", ())),
+        "manage_agents": sorted(grants.get("manage_agent", ())),
+        "review_agents": sorted(grants.get("review_agent", ())),
+    }
     if user.is_active:
         data["is_active"] = "on"
     data.update(changes)

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group, User
-from django.db import connection
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from agents.models import Agent, OutboxMessage, Task, TaskEvent
 from agents.services import agent_create, task_submit
+from config.connection import connection
 from governance.models import AuditEvent
 from governance.roles import user_roles_set
 from hitl.models import ApprovalRequest
@@ -87,8 +87,10 @@ ADMIN: dict[tuple[str, str], Allowed] = {
     ("autocomplete", "get"): NOBODY,  # no admin uses autocomplete fields
     ("view_on_site", "get"): NOBODY,  # no model has a page outside the admin
     ("logout", "post"): PUBLIC,
-    **{(f"auth_user_{view}", "get"): ADMINS for view in ("changelist", "add", "change", "history", "delete",
-                                                          "password_change")},
+    **{
+        (f"auth_user_{view}", "get"): ADMINS
+        for view in ("changelist", "add", "change", "history", "delete", "password_change")
+    },
     **{(f"auth_group_{view}", "get"): ADMINS for view in ("changelist", "change", "history")},
     **{(f"auth_group_{view}", "get"): NOBODY for view in ("add", "delete")},
     **{(f"governance_auditevent_{view}", "get"): ALL for view in ("changelist", "change", "history")},
@@ -125,15 +127,19 @@ ACTIONS: dict[str, dict[str, Allowed]] = {
 PAGES: dict[str, Allowed] = {"invitation_accept": PUBLIC, "invitation_done": PUBLIC}
 
 ACTORS = (*ROLES, "no role", "anonymous", "beta's bob")
-USERNAMES = {"admin": "alice@acme.example", "agent_manager": "max@acme.example", "reviewer": "rita@acme.example",
-             "viewer": "vera@acme.example", "no role": "nora@acme.example"}
+USERNAMES = {
+    "admin": "alice@acme.example",
+    "agent_manager": "max@acme.example",
+    "reviewer": "rita@acme.example",
+    "viewer": "vera@acme.example",
+    "no role": "nora@acme.example",
+}
 
 
 def _patterns(patterns: list[Any], prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str, URLPattern]]:
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
-            yield from _patterns(pattern.url_patterns, prefix + str(pattern.pattern),
-                                 pattern.namespace or namespace)
+            yield from _patterns(pattern.url_patterns, prefix + str(pattern.pattern), pattern.namespace or namespace)
         else:
             yield namespace, prefix + str(pattern.pattern), pattern
 
@@ -182,9 +188,14 @@ def world(acme: Tenant) -> World:
     task = task_drive(task_submit(agent_id=agent.pk, input=REFUND_TICKET, user=olga), {"awaiting_approval"})
     triage = agent_create(name="matrix-triage", blueprint="triage", user=olga)
     replied = task_drive(task_submit(agent_id=triage.pk, input=BILLING_TICKET, user=olga), {"verified", "escalated"})
-    return World(agent=agent, task=task, approval=ApprovalRequest.objects.get(task=task),
-                 event=TaskEvent.objects.filter(task=task).first(), olga=olga,
-                 outbox=OutboxMessage.objects.get(effect__task=replied))
+    return World(
+        agent=agent,
+        task=task,
+        approval=ApprovalRequest.objects.get(task=task),
+        event=TaskEvent.objects.filter(task=task).first(),
+        olga=olga,
+        outbox=OutboxMessage.objects.get(effect__task=replied),
+    )
 
 
 def _client(acme: Tenant, actor: str, *, api: bool) -> Client:
@@ -205,16 +216,28 @@ def _client(acme: Tenant, actor: str, *, api: bool) -> Client:
 
 # ------------------------------------------------------------------------- the API
 def _api_request(world: World, name: str, method: str, actor: str) -> tuple[str, dict[str, Any]]:
-    kwargs_by_prefix = {"agent": {"pk": world.agent.pk}, "task": {"pk": world.task.pk}, "event": {"pk": world.event.pk},
-                        "approval": {"pk": world.approval.pk}, "tool": {"name": "send_reply"}}
-    if name.endswith(("-list", "-pending")) or name in ("api-root", "api-token", "schema", "api-docs",
-                                                         "blueprint-list"):
+    kwargs_by_prefix = {
+        "agent": {"pk": world.agent.pk},
+        "task": {"pk": world.task.pk},
+        "event": {"pk": world.event.pk},
+        "approval": {"pk": world.approval.pk},
+        "tool": {"name": "send_reply"},
+    }
+    if name.endswith(("-list", "-pending")) or name in (
+        "api-root",
+        "api-token",
+        "schema",
+        "api-docs",
+        "blueprint-list",
+    ):
         url = reverse(name)
     else:
         url = reverse(name, kwargs=kwargs_by_prefix[name.split("-")[0]])
     bodies: dict[tuple[str, str], dict[str, Any]] = {
-        ("agent-list", "post"): {"name": f"made-by-{actor.replace(' ', '-').replace(chr(39), '')}",
-                                 "blueprint": "triage"},
+        ("agent-list", "post"): {
+            "name": f"made-by-{actor.replace(' ', '-').replace(chr(39), '')}",
+            "blueprint": "triage",
+        },
         ("agent-detail", "patch"): {"description": "changed"},
         ("agent-rollback", "post"): {"version": 1},
         ("agent-tools", "put"): {"tools": ["send_reply", "escalate_to_human"]},
@@ -261,15 +284,25 @@ def test_each_api_endpoint_answers_each_actor_as_the_matrix_says(acme: Tenant, w
 
 # ----------------------------------------------------------------------- the admin
 def _admin_url(world: World, name: str) -> str:
-    objects = {"auth_user": world.olga.pk, "auth_group": Group.objects.get(name="viewer").pk,
-               "governance_auditevent": AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first(),
-               "agents_agent": world.agent.pk, "agents_task": world.task.pk, "agents_outboxmessage": world.outbox.pk,
-               "hitl_approvalrequest": world.approval.pk}
+    objects = {
+        "auth_user": world.olga.pk,
+        "auth_group": Group.objects.get(name="viewer").pk,
+        "governance_auditevent": AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first(),
+        "agents_agent": world.agent.pk,
+        "agents_task": world.task.pk,
+        "agents_outboxmessage": world.outbox.pk,
+        "hitl_approvalrequest": world.approval.pk,
+    }
     special: dict[str, Callable[[], str]] = {
         "agents_agent_run": lambda: reverse("admin:agents_agent_run", args=[world.agent.pk]),
         "agents_agent_rollback": lambda: reverse("admin:agents_agent_rollback", args=[world.agent.pk, 1]),
-        "agents_agent_simple_history": lambda: reverse("admin:agents_agent_simple_history", args=[
-            world.agent.pk, world.agent.history.order_by("history_id").values_list("history_id", flat=True).first()]),
+        "agents_agent_simple_history": lambda: reverse(
+            "admin:agents_agent_simple_history",
+            args=[
+                world.agent.pk,
+                world.agent.history.order_by("history_id").values_list("history_id", flat=True).first(),
+            ],
+        ),
         "hitl_approvalrequest_decide": lambda: reverse("admin:hitl_approvalrequest_decide", args=[world.approval.pk]),
         "auth_user_password_change": lambda: reverse("admin:auth_user_password_change", args=[world.olga.pk]),
         "view_on_site": lambda: reverse("admin:view_on_site", args=[_content_type_id(), world.agent.pk]),
@@ -289,9 +322,11 @@ def _content_type_id() -> int:
 
 
 def _admin_body(world: World, name: str) -> dict[str, Any]:
-    return {"agents_agent_run": {"input": json.dumps(BILLING_TICKET), "priority": 2},
-            "hitl_approvalrequest_decide": {"verdict": "approve", "action_hash": world.approval.action_hash},
-            "agents_agent_simple_history": {"name": world.agent.name}}.get(name, {})
+    return {
+        "agents_agent_run": {"input": json.dumps(BILLING_TICKET), "priority": 2},
+        "hitl_approvalrequest_decide": {"verdict": "approve", "action_hash": world.approval.action_hash},
+        "agents_agent_simple_history": {"name": world.agent.name},
+    }.get(name, {})
 
 
 def _admin_order(entry: tuple[str, str]) -> tuple[bool, bool, bool, str]:
@@ -329,10 +364,14 @@ def test_each_admin_action_is_offered_to_each_role_as_the_matrix_says(acme: Tena
     connection.set_tenant(acme)
     request = RequestFactory().get("/admin/")
     request.user = User.objects.get(username=USERNAMES[actor])
-    offered = {model._meta.label_lower: set(model_admin.get_actions(request))
-               for model, model_admin in admin.site._registry.items()}
-    expected = {label: {action for action, rule in actions.items() if _allowed(rule, actor)}
-                for label, actions in ACTIONS.items()}
+    offered = {
+        model._meta.label_lower: set(model_admin.get_actions(request))
+        for model, model_admin in admin.site._registry.items()
+    }
+    expected = {
+        label: {action for action, rule in actions.items() if _allowed(rule, actor)}
+        for label, actions in ACTIONS.items()
+    }
     assert offered == expected
 
 
@@ -352,8 +391,9 @@ def test_every_url_pattern_and_admin_action_has_a_matrix_entry() -> None:
     assert admin_views - {"app_list"} == {name for name, _ in ADMIN}
     assert pages == set(PAGES)
     # Unnamed patterns are the admin's redirects to a change page and its catch-all.
-    assert all(route.startswith("admin/") and route.endswith(("<path:object_id>/", "(?P<url>.*)$"))
-               for route in unnamed), unnamed
+    assert all(
+        route.startswith("admin/") and route.endswith(("<path:object_id>/", "(?P<url>.*)$")) for route in unnamed
+    ), unnamed
     registered = {model._meta.label_lower: model_admin for model, model_admin in admin.site._registry.items()}
     assert set(APP_INDEX) == {label.split(".")[0] for label in registered}
     assert set(ACTIONS) == set(registered)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import User
-from django.db import connection
 from django.test import Client
 
+from config.connection import connection
 from governance.models import AuditEvent
 from tenants.models import Tenant
 
@@ -71,8 +71,9 @@ def test_the_audit_admin_refuses_delete(acme: Tenant, acme_client: Client) -> No
 def test_the_audit_list_offers_no_bulk_delete(acme: Tenant, acme_client: Client) -> None:
     event = _as_alice(acme_client, acme)
     assert b"delete_selected" not in acme_client.get("/admin/governance/auditevent/").content
-    response = acme_client.post("/admin/governance/auditevent/", {
-        "action": "delete_selected", "_selected_action": [event.seq], "post": "yes"})
+    response = acme_client.post(
+        "/admin/governance/auditevent/", {"action": "delete_selected", "_selected_action": [event.seq], "post": "yes"}
+    )
     assert response.status_code == 200  # not an action here: the list just renders again
     connection.set_tenant(acme)
     assert AuditEvent.objects.filter(seq=event.seq).exists()
@@ -84,8 +85,9 @@ def test_the_audit_list_needs_a_logged_in_staff_user(acme: Tenant, acme_client: 
     assert response["Location"].startswith("/admin/login/")
 
 
-def test_a_session_from_one_tenant_does_not_open_anothers_audit_list(acme: Tenant, acme_client: Client,
-                                                                     beta_client: Client) -> None:
+def test_a_session_from_one_tenant_does_not_open_anothers_audit_list(
+    acme: Tenant, acme_client: Client, beta_client: Client
+) -> None:
     _as_alice(acme_client, acme)
     beta_client.cookies = acme_client.cookies
     response = beta_client.get("/admin/governance/auditevent/")

@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
 
+from config.connection import connection
 from governance.actors import Actor
 from governance.context import set_correlation_id
 from governance.hashchain import GENESIS_HASH, body_pieces, canonical_json
@@ -48,8 +48,9 @@ def test_the_stored_hash_is_sha256_of_prev_hash_and_body(in_acme: Tenant) -> Non
 
 def test_the_body_is_canonical_json_of_the_event(in_acme: Tenant) -> None:
     start, _ = chain_head()
-    audit_record(actor=Actor.system("tests"), verb="test.canonical", target_type="test",
-                 data={"zeta": 1, "alpha": "é ü"})
+    audit_record(
+        actor=Actor.system("tests"), verb="test.canonical", target_type="test", data={"zeta": 1, "alpha": "é ü"}
+    )
     (row,) = events_after(start)
     body = json.loads(row.body)
     assert row.body == json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -59,19 +60,39 @@ def test_the_body_is_canonical_json_of_the_event(in_acme: Tenant) -> None:
 
 def test_generated_columns_match_the_body(in_acme: Tenant) -> None:
     start, _ = chain_head()
-    audit_record(actor=Actor(type="user", id="42", label="alice@acme.example"), verb="test.columns",
-                 target_type="agents.agent", target_id=7, data={"nested": {"list": [1, 2.5, None, True]}},
-                 correlation_id="corr-123")
+    audit_record(
+        actor=Actor(type="user", id="42", label="alice@acme.example"),
+        verb="test.columns",
+        target_type="agents.agent",
+        target_id=7,
+        data={"nested": {"list": [1, 2.5, None, True]}},
+        correlation_id="corr-123",
+    )
     row = AuditEvent.objects.get(seq=start + 1)
     body = json.loads(row.body)
     assert (row.actor_type, row.actor_id, row.actor_label) == ("user", "42", "alice@acme.example")
     assert (row.verb, row.target_type, row.target_id) == ("test.columns", "agents.agent", "7")
     assert row.correlation_id == "corr-123"
     assert row.data == {"nested": {"list": [1, 2.5, None, True]}}
-    assert (row.actor_type, row.actor_id, row.actor_label, row.verb, row.target_type, row.target_id,
-            row.correlation_id, row.data) == (
-        body["actor_type"], body["actor_id"], body["actor_label"], body["verb"], body["target_type"],
-        body["target_id"], body["correlation_id"], body["data"])
+    assert (
+        row.actor_type,
+        row.actor_id,
+        row.actor_label,
+        row.verb,
+        row.target_type,
+        row.target_id,
+        row.correlation_id,
+        row.data,
+    ) == (
+        body["actor_type"],
+        body["actor_id"],
+        body["actor_label"],
+        body["verb"],
+        body["target_type"],
+        body["target_id"],
+        body["correlation_id"],
+        body["data"],
+    )
     assert row.created_at == EPOCH + dt.timedelta(microseconds=body["ts_us"])
     assert abs(row.created_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
 
@@ -88,11 +109,21 @@ def test_the_correlation_id_defaults_to_the_one_of_the_work_in_hand(in_acme: Ten
 
 def test_long_labels_are_cut_to_the_column_width(in_acme: Tenant) -> None:
     start, _ = chain_head()
-    audit_record(actor=Actor(type="user", id="9" * 80, label="x" * 300), verb="test.long", target_type="t" * 150,
-                 target_id="i" * 150, correlation_id="c" * 80)
+    audit_record(
+        actor=Actor(type="user", id="9" * 80, label="x" * 300),
+        verb="test.long",
+        target_type="t" * 150,
+        target_id="i" * 150,
+        correlation_id="c" * 80,
+    )
     row = AuditEvent.objects.get(seq=start + 1)
-    assert (len(row.actor_id), len(row.actor_label), len(row.target_type), len(row.target_id),
-            len(row.correlation_id)) == (64, 200, 100, 100, 64)
+    assert (
+        len(row.actor_id),
+        len(row.actor_label),
+        len(row.target_type),
+        len(row.target_id),
+        len(row.correlation_id),
+    ) == (64, 200, 100, 100, 64)
 
 
 def test_tenant_chains_and_the_public_chain_are_independent(acme: Tenant, beta: Tenant) -> None:
@@ -156,8 +187,7 @@ NOT_JSON: dict[str, Any] = {
 
 
 @pytest.mark.parametrize("data", NOT_JSON.values(), ids=NOT_JSON.keys())
-def test_data_that_is_not_plain_json_is_refused_and_nothing_is_written(in_acme: Tenant,
-                                                                       data: dict[Any, Any]) -> None:
+def test_data_that_is_not_plain_json_is_refused_and_nothing_is_written(in_acme: Tenant, data: dict[Any, Any]) -> None:
     head = chain_head()
     with pytest.raises(ValueError):
         audit_record(actor=Actor.system("tests"), verb="test.bad_data", target_type="test", data=data)
@@ -172,13 +202,23 @@ def test_timestamps_follow_the_chain_order(in_acme: Tenant) -> None:
     assert stamps == sorted(stamps)
 
 
-@pytest.mark.parametrize("data", [{}, {"seq": 1, "ts_us": "x", "z": [1, {"b": None, "a": "ü\n\""}]}])
+@pytest.mark.parametrize("data", [{}, {"seq": 1, "ts_us": "x", "z": [1, {"b": None, "a": 'ü\n"'}]}])
 def test_the_pieces_sent_to_the_database_rebuild_the_canonical_json(data: dict[str, Any]) -> None:
-    record_ = {"v": 1, "actor_type": "user", "actor_id": "1", "actor_label": "a\u2028b", "verb": "x.y",
-               "target_type": "t", "target_id": "2", "correlation_id": "c", "data": data}
+    record_ = {
+        "v": 1,
+        "actor_type": "user",
+        "actor_id": "1",
+        "actor_label": "a\u2028b",
+        "verb": "x.y",
+        "target_type": "t",
+        "target_id": "2",
+        "correlation_id": "c",
+        "data": data,
+    }
     before_seq, before_ts, after_ts = body_pieces(record_)
     assert before_seq + "17" + before_ts + "1700000000000001" + after_ts == canonical_json(
-        {**record_, "seq": 17, "ts_us": 1700000000000001})
+        {**record_, "seq": 17, "ts_us": 1700000000000001}
+    )
 
 
 def test_the_pieces_refuse_values_only_the_database_assigns() -> None:

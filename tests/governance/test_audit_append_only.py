@@ -26,8 +26,10 @@ def _snapshot() -> list[tuple[int, str, str, str]]:
 def test_update_is_refused(two_events: list[AuditEvent]) -> None:
     before = _snapshot()
     with pytest.raises(ProgrammingError, match="append-only: UPDATE refused"), transaction.atomic():
-        execute("UPDATE governance_auditevent SET body = replace(body, 'test.append_only', 'test.forged') "
-                "WHERE seq = %s", [two_events[0].seq])
+        execute(
+            "UPDATE governance_auditevent SET body = replace(body, 'test.append_only', 'test.forged') WHERE seq = %s",
+            [two_events[0].seq],
+        )
     assert _snapshot() == before
 
 
@@ -61,10 +63,17 @@ def test_truncate_is_refused(two_events: list[AuditEvent]) -> None:
 
 def test_generated_columns_cannot_be_updated_even_without_the_trigger(two_events: list[AuditEvent]) -> None:
     append_only_trigger_disable()
-    for column, value in (("verb", "'test.forged'"), ("actor_label", "'mallory'"), ("seq", "1"),
-                          ("data", "'{}'::jsonb"), ("created_at", "now()")):
-        with pytest.raises(ProgrammingError, match=f'column "{column}" can only be updated to DEFAULT'), \
-                transaction.atomic():
+    for column, value in (
+        ("verb", "'test.forged'"),
+        ("actor_label", "'mallory'"),
+        ("seq", "1"),
+        ("data", "'{}'::jsonb"),
+        ("created_at", "now()"),
+    ):
+        with (
+            pytest.raises(ProgrammingError, match=f'column "{column}" can only be updated to DEFAULT'),
+            transaction.atomic(),
+        ):
             execute(f"UPDATE governance_auditevent SET {column} = {value} WHERE seq = %s", [two_events[0].seq])
     assert AuditEvent.objects.get(seq=two_events[0].seq).verb == "test.append_only"
 
@@ -72,6 +81,8 @@ def test_generated_columns_cannot_be_updated_even_without_the_trigger(two_events
 def test_an_insert_cannot_choose_its_own_seq(two_events: list[AuditEvent]) -> None:
     head = chain_head()
     with pytest.raises(ProgrammingError, match='non-DEFAULT value into column "seq"'), transaction.atomic():
-        execute("INSERT INTO governance_auditevent (seq, body, prev_hash, hash) VALUES (%s, %s, %s, %s)",
-                [head[0] + 1, two_events[1].body, head[1], "f" * 64])
+        execute(
+            "INSERT INTO governance_auditevent (seq, body, prev_hash, hash) VALUES (%s, %s, %s, %s)",
+            [head[0] + 1, two_events[1].body, head[1], "f" * 64],
+        )
     assert chain_head() == head

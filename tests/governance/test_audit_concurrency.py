@@ -7,12 +7,14 @@ append-only). Other tests therefore only ever reason relative to the head they r
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import defaultdict
 
-from django.db import connection, transaction
+from django.db import transaction
 from pytest_django import DjangoDbBlocker
 
+from config.connection import connection
 from governance.actors import Actor
 from governance.models import AuditEvent
 from governance.services import audit_record
@@ -31,8 +33,13 @@ def _append_many(tenant: Tenant, worker: int, start_together: threading.Barrier,
         start_together.wait(timeout=60)
         for n in range(EVENTS_PER_THREAD):
             with transaction.atomic():
-                audit_record(actor=Actor.system(f"worker-{worker}"), verb="test.concurrent", target_type="test",
-                             target_id=f"{worker}-{n}", data={"worker": worker, "n": n})
+                audit_record(
+                    actor=Actor.system(f"worker-{worker}"),
+                    verb="test.concurrent",
+                    target_type="test",
+                    target_id=f"{worker}-{n}",
+                    data={"worker": worker, "n": n},
+                )
     except BaseException as exc:  # reported by the main thread
         errors.append(exc)
         start_together.abort()
@@ -50,8 +57,10 @@ def test_concurrent_appends_from_separate_connections_stay_gapless_and_chained(
             start, start_hash = chain_head()
             errors: list[BaseException] = []
             start_together = threading.Barrier(THREADS)
-            threads = [threading.Thread(target=_append_many, args=(acme, worker, start_together, errors))
-                       for worker in range(THREADS)]
+            threads = [
+                threading.Thread(target=_append_many, args=(acme, worker, start_together, errors))
+                for worker in range(THREADS)
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -63,7 +72,7 @@ def test_concurrent_appends_from_separate_connections_stay_gapless_and_chained(
             total = THREADS * EVENTS_PER_THREAD
             assert [row.seq for row in rows] == list(range(start + 1, start + total + 1))
             assert rows[0].prev_hash == start_hash
-            assert all(later.prev_hash == earlier.hash for earlier, later in zip(rows, rows[1:]))
+            assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(rows))
             by_worker: dict[int, list[int]] = defaultdict(list)
             for row in rows:
                 by_worker[row.data["worker"]].append(row.data["n"])

@@ -24,14 +24,22 @@ REFUSED = {
     "update": ("UPDATE governance_auditevent SET body = body", "permission denied for table governance_auditevent"),
     "delete": ("DELETE FROM governance_auditevent", "permission denied for table governance_auditevent"),
     "truncate": ("TRUNCATE governance_auditevent", "permission denied for table governance_auditevent"),
-    "insert": ("INSERT INTO governance_auditevent (body, prev_hash, hash) VALUES ('{}', '', '')",
-               "permission denied for table governance_auditevent"),
-    "disable trigger": (f"ALTER TABLE governance_auditevent DISABLE TRIGGER {APPEND_ONLY_TRIGGER}",
-                        "must be owner of table governance_auditevent"),
-    "disable all triggers": ("ALTER TABLE governance_auditevent DISABLE TRIGGER ALL",
-                             "must be owner of table governance_auditevent"),
-    "drop trigger": (f"DROP TRIGGER {APPEND_ONLY_TRIGGER} ON governance_auditevent",
-                     "must be owner of relation governance_auditevent"),
+    "insert": (
+        "INSERT INTO governance_auditevent (body, prev_hash, hash) VALUES ('{}', '', '')",
+        "permission denied for table governance_auditevent",
+    ),
+    "disable trigger": (
+        f"ALTER TABLE governance_auditevent DISABLE TRIGGER {APPEND_ONLY_TRIGGER}",
+        "must be owner of table governance_auditevent",
+    ),
+    "disable all triggers": (
+        "ALTER TABLE governance_auditevent DISABLE TRIGGER ALL",
+        "must be owner of table governance_auditevent",
+    ),
+    "drop trigger": (
+        f"DROP TRIGGER {APPEND_ONLY_TRIGGER} ON governance_auditevent",
+        "must be owner of relation governance_auditevent",
+    ),
     "drop table": ("DROP TABLE governance_auditevent", "must be owner of table governance_auditevent"),
 }
 
@@ -57,8 +65,9 @@ def events(conn: psycopg.Connection[Any]) -> tuple[int, int]:
 
 
 def append(conn: psycopg.Connection[Any], verb: str = "test.app_role") -> tuple[int, str]:
-    params = audit_append_params(actor=Actor.system("tests"), verb=verb, target_type="test", target_id="1",
-                                 data={"via": "application role"})
+    params = audit_append_params(
+        actor=Actor.system("tests"), verb=verb, target_type="test", target_id="1", data={"via": "application role"}
+    )
     row = conn.execute(f"SELECT seq, hash FROM {AUDIT_APPEND_CALL}", params).fetchone()
     assert row is not None
     return row[0], row[1]
@@ -66,8 +75,7 @@ def append(conn: psycopg.Connection[Any], verb: str = "test.app_role") -> tuple[
 
 @pytest.mark.parametrize("as_app", ["acme", "public"], indirect=True)
 @pytest.mark.parametrize("statement", list(REFUSED), ids=list(REFUSED))
-def test_the_application_role_cannot_change_the_audit_trail(as_app: psycopg.Connection[Any],
-                                                             statement: str) -> None:
+def test_the_application_role_cannot_change_the_audit_trail(as_app: psycopg.Connection[Any], statement: str) -> None:
     sql, message = REFUSED[statement]
     before = events(as_app)
     as_app.commit()
@@ -75,8 +83,10 @@ def test_the_application_role_cannot_change_the_audit_trail(as_app: psycopg.Conn
         as_app.execute(sql)
     as_app.rollback()
     assert events(as_app) == before
-    enabled = as_app.execute("SELECT tgenabled FROM pg_trigger WHERE tgname = %s "
-                             "AND tgrelid = 'governance_auditevent'::regclass", [APPEND_ONLY_TRIGGER]).fetchone()
+    enabled = as_app.execute(
+        "SELECT tgenabled FROM pg_trigger WHERE tgname = %s AND tgrelid = 'governance_auditevent'::regclass",
+        [APPEND_ONLY_TRIGGER],
+    ).fetchone()
     assert enabled == ("O",)
 
 
@@ -104,19 +114,24 @@ def test_a_temporary_table_cannot_stand_in_for_the_audit_table(as_app: psycopg.C
     as_app.execute("CREATE TEMP TABLE governance_auditevent (body text, prev_hash text, hash text, seq bigint)")
     as_app.execute("SET search_path = pg_temp, acme, public")
     with pytest.raises(errors.InsufficientPrivilege, match="does not resolve to the audit table"):
-        as_app.execute(f"SELECT seq, hash FROM acme.{AUDIT_APPEND_CALL}",
-                       audit_append_params(actor=Actor.system("tests"), verb="test.forged", target_type="test"))
+        as_app.execute(
+            f"SELECT seq, hash FROM acme.{AUDIT_APPEND_CALL}",
+            audit_append_params(actor=Actor.system("tests"), verb="test.forged", target_type="test"),
+        )
 
 
 def test_the_application_role_owns_nothing_and_can_create_nothing(as_app: psycopg.Connection[Any]) -> None:
     # What makes the SECURITY DEFINER append safe: no function, operator or table the
     # application role could make is ever found before the owner's.
-    role = as_app.execute("SELECT rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles "
-                          "WHERE rolname = current_user").fetchone()
+    role = as_app.execute(
+        "SELECT rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
     assert role == (False, False, False, False)
     assert as_app.execute("SELECT has_database_privilege(current_database(), 'CREATE')").fetchone() == (False,)
-    creatable = as_app.execute("SELECT nspname FROM pg_namespace WHERE has_schema_privilege(oid, 'CREATE') "
-                               "AND nspname NOT LIKE 'pg\\_temp\\_%'").fetchall()
+    creatable = as_app.execute(
+        "SELECT nspname FROM pg_namespace WHERE has_schema_privilege(oid, 'CREATE') "
+        "AND nspname NOT LIKE 'pg\\_temp\\_%'"
+    ).fetchall()
     assert creatable == []
     owned = as_app.execute("SELECT count(*) FROM pg_class WHERE relowner = current_user::regrole").fetchone()
     assert owned == (0,)

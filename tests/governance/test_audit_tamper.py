@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from django.db import connection
 
+from config.connection import connection
 from governance.hashchain import GENESIS_HASH
 from governance.models import AuditEvent
 from governance.verification import audit_chain_verify
@@ -56,8 +56,11 @@ def test_an_empty_chain_verifies_with_the_genesis_head(db: None) -> None:
 
 def test_an_altered_body_is_reported_at_its_seq(chain: list[AuditEvent]) -> None:
     k = chain[1].seq
-    changed = execute("UPDATE governance_auditevent SET body = replace(body, '\"verb\":\"test.tamper\"', "
-                      "'\"verb\":\"test.forged\"') WHERE seq = %s", [k])
+    changed = execute(
+        'UPDATE governance_auditevent SET body = replace(body, \'"verb":"test.tamper"\', '
+        '\'"verb":"test.forged"\') WHERE seq = %s',
+        [k],
+    )
     assert changed == 1
     assert AuditEvent.objects.get(seq=k).verb == "test.forged"
     report = audit_chain_verify()
@@ -69,8 +72,10 @@ def test_an_altered_body_is_reported_at_its_seq(chain: list[AuditEvent]) -> None
 
 def test_an_altered_data_value_is_reported_at_its_seq(chain: list[AuditEvent]) -> None:
     k = chain[2].seq
-    execute("UPDATE governance_auditevent SET body = replace(body, '\"data\":{\"i\":2}', '\"data\":{\"i\":3}') "
-            "WHERE seq = %s", [k])
+    execute(
+        'UPDATE governance_auditevent SET body = replace(body, \'"data":{"i":2}\', \'"data":{"i":3}\') WHERE seq = %s',
+        [k],
+    )
     assert AuditEvent.objects.get(seq=k).data == {"i": 3}
     report = audit_chain_verify()
     assert (report.broken_seq, report.reason) == (k, "hash does not match the event's content")
@@ -88,8 +93,10 @@ def test_a_re_chained_row_is_reported_at_its_seq(chain: list[AuditEvent]) -> Non
     # The row is made self-consistent (its hash matches its new prev_hash), so only the link
     # to the row before it gives it away.
     row = chain[1]
-    execute("UPDATE governance_auditevent SET prev_hash = %s, hash = %s WHERE seq = %s",
-            [GENESIS_HASH, _sha(GENESIS_HASH, row.body), row.seq])
+    execute(
+        "UPDATE governance_auditevent SET prev_hash = %s, hash = %s WHERE seq = %s",
+        [GENESIS_HASH, _sha(GENESIS_HASH, row.body), row.seq],
+    )
     report = audit_chain_verify()
     assert (report.broken_seq, report.events) == (row.seq, row.seq - 1)
     assert report.reason == "prev_hash does not match the previous event's hash"
@@ -98,8 +105,10 @@ def test_a_re_chained_row_is_reported_at_its_seq(chain: list[AuditEvent]) -> Non
 def test_a_forged_row_with_a_recomputed_hash_is_reported_at_the_next_seq(chain: list[AuditEvent]) -> None:
     row = chain[1]
     forged = row.body.replace('"verb":"test.tamper"', '"verb":"test.forged"')
-    execute("UPDATE governance_auditevent SET body = %s, hash = %s WHERE seq = %s",
-            [forged, _sha(row.prev_hash, forged), row.seq])
+    execute(
+        "UPDATE governance_auditevent SET body = %s, hash = %s WHERE seq = %s",
+        [forged, _sha(row.prev_hash, forged), row.seq],
+    )
     report = audit_chain_verify()
     assert (report.broken_seq, report.events) == (row.seq + 1, row.seq)
     assert report.reason == "prev_hash does not match the previous event's hash"
@@ -108,7 +117,9 @@ def test_a_forged_row_with_a_recomputed_hash_is_reported_at_the_next_seq(chain: 
 def test_the_rollback_restores_the_trigger(in_acme: Tenant) -> None:
     # Runs after the tamper tests above: their DISABLE TRIGGER must not have outlived them.
     with connection.cursor() as cursor:
-        cursor.execute("SELECT tgenabled FROM pg_trigger WHERE tgname = 'governance_auditevent_append_only' "
-                       "AND tgrelid = 'governance_auditevent'::regclass")
+        cursor.execute(
+            "SELECT tgenabled FROM pg_trigger WHERE tgname = 'governance_auditevent_append_only' "
+            "AND tgrelid = 'governance_auditevent'::regclass"
+        )
         assert cursor.fetchone() == ("O",)
     assert audit_chain_verify().ok

@@ -10,8 +10,8 @@ from urllib.parse import quote
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 
+from config.connection import connection
 from tenants.models import Tenant
 
 from .conftest import append_only_trigger_disable, chain_head, execute, record
@@ -55,14 +55,19 @@ def test_a_tampered_chain_raises_a_command_error_naming_the_broken_seq(in_acme: 
     record("test.tamper", n=3)
     append_only_trigger_disable()
     k = start + 2
-    execute("UPDATE governance_auditevent SET body = replace(body, '\"verb\":\"test.tamper\"', "
-            "'\"verb\":\"test.forged\"') WHERE seq = %s", [k])
+    execute(
+        'UPDATE governance_auditevent SET body = replace(body, \'"verb":"test.tamper"\', '
+        '\'"verb":"test.forged"\') WHERE seq = %s',
+        [k],
+    )
     connection.set_schema_to_public()
     out = StringIO()
     with pytest.raises(CommandError, match=rf"^audit chain broken in: acme at seq {k}$"):
         call_command("verify_audit", tenant="acme", stdout=out)
-    assert f"acme: BROKEN at seq {k}: hash does not match the event's content ({k - 1} events verified " \
-           f"before it)" in out.getvalue()
+    assert (
+        f"acme: BROKEN at seq {k}: hash does not match the event's content ({k - 1} events verified "
+        f"before it)" in out.getvalue()
+    )
 
 
 def test_a_tampered_tenant_does_not_hide_the_others(in_acme: Tenant) -> None:
@@ -75,8 +80,7 @@ def test_a_tampered_tenant_does_not_hide_the_others(in_acme: Tenant) -> None:
     with pytest.raises(CommandError, match=rf"^audit chain broken in: acme at seq {start + 1}$"):
         call_command("verify_audit", stdout=out)
     lines = {line.split(":")[0]: line for line in out.getvalue().splitlines()}
-    assert lines["acme"].startswith(f"acme: BROKEN at seq {start + 1}: seq {start + 1} expected, "
-                                    f"found {start + 2}")
+    assert lines["acme"].startswith(f"acme: BROKEN at seq {start + 1}: seq {start + 1} expected, found {start + 2}")
     assert lines["beta"].startswith("beta: OK") and lines["public"].startswith("public: OK")
 
 
@@ -94,10 +98,15 @@ def test_a_spare_schema_is_not_a_tenant_to_verify(db: None) -> None:
 
 def _manage(*args: str) -> subprocess.CompletedProcess[str]:
     s = connection.settings_dict
-    url = (f"postgres://{quote(s['USER'] or '')}:{quote(s['PASSWORD'] or '')}@{s['HOST']}:{s['PORT']}/"
-           f"{s['NAME']}")
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env={**os.environ, "DATABASE_URL": url},
-                          capture_output=True, text=True, timeout=120)
+    url = f"postgres://{quote(s['USER'] or '')}:{quote(s['PASSWORD'] or '')}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_command_line_exits_0_on_a_valid_chain(django_db_setup: None) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 from django.conf import LazySettings
-from django.db import connection
 from django.test import Client
 
+from config.connection import connection
 from governance.receivers import LOGIN_BURST_THRESHOLD, LOGIN_FAILURE_WINDOW_SECONDS, _counters, login_failures_count
 from tenants.models import Tenant
 from tests.conftest import PASSWORD
@@ -58,8 +58,12 @@ def test_thirty_failed_logins_write_two_audit_events_and_all_thirty_are_counted(
     first, burst = events_after(start)
     assert (first.verb, first.actor_label, first.data) == ("auth.login_failed", ALICE, {"username": ALICE, "ip": ip})
     assert (burst.verb, burst.actor_label) == ("auth.login_failed_burst", ALICE)
-    assert burst.data == {"username": ALICE, "ip": ip, "count": LOGIN_BURST_THRESHOLD,
-                          "window_seconds": LOGIN_FAILURE_WINDOW_SECONDS}
+    assert burst.data == {
+        "username": ALICE,
+        "ip": ip,
+        "count": LOGIN_BURST_THRESHOLD,
+        "window_seconds": LOGIN_FAILURE_WINDOW_SECONDS,
+    }
     assert WRONG_PASSWORD not in first.body + burst.body
     assert login_failures_count(ip=ip, username=ALICE) == 30
 
@@ -75,8 +79,10 @@ def test_each_source_is_counted_on_its_own(acme: Tenant) -> None:
 
     connection.set_tenant(acme)
     assert [(e.verb, e.data["username"], e.data["ip"]) for e in events_after(start)] == [
-        ("auth.login_failed", ALICE, ip), ("auth.login_failed", "nobody@acme.example", ip),
-        ("auth.login_failed", ALICE, other_ip)]
+        ("auth.login_failed", ALICE, ip),
+        ("auth.login_failed", "nobody@acme.example", ip),
+        ("auth.login_failed", ALICE, other_ip),
+    ]
     assert (login_failures_count(ip=ip, username=ALICE), login_failures_count(ip=other_ip, username=ALICE)) == (2, 1)
     assert login_failures_count(ip=ip, username="NOBODY@acme.example") == 1  # usernames compare case-blind
 
@@ -90,8 +96,11 @@ def test_a_sign_in_after_failures_is_still_audited(acme: Tenant) -> None:
 
     assert response.status_code == 302
     connection.set_tenant(acme)
-    assert [e.verb for e in events_after(start)] == ["auth.login_failed", "auth.login_failed_burst",
-                                                     "auth.login_succeeded"]
+    assert [e.verb for e in events_after(start)] == [
+        "auth.login_failed",
+        "auth.login_failed_burst",
+        "auth.login_succeeded",
+    ]
 
 
 def test_without_redis_every_failed_login_is_audited(acme: Tenant, redis_down: None) -> None:

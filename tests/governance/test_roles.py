@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
-from django.db import connection
 
+from config.connection import connection
 from governance.access import ROLE_CAPABILITIES, Capability, Role, capabilities_of, user_may
 from governance.roles import ROLE_NAMES, roles_sync
 from tenants.models import Tenant
@@ -12,8 +12,10 @@ AUDIT_WRITES = {"add_auditevent", "change_auditevent", "delete_auditevent"}
 
 
 def _perms(role: str) -> set[str]:
-    return {f"{app}.{codename}" for app, codename in Group.objects.get(name=role).permissions.values_list(
-        "content_type__app_label", "codename")}
+    return {
+        f"{app}.{codename}"
+        for app, codename in Group.objects.get(name=role).permissions.values_list("content_type__app_label", "codename")
+    }
 
 
 @pytest.fixture(params=["acme", "beta"])
@@ -42,8 +44,9 @@ def test_viewer_can_only_view(tenant: Tenant) -> None:
 
 
 def test_no_role_may_add_change_or_delete_audit_events(tenant: Tenant) -> None:
-    holders = Group.objects.filter(permissions__content_type__app_label="governance",
-                                   permissions__codename__in=AUDIT_WRITES)
+    holders = Group.objects.filter(
+        permissions__content_type__app_label="governance", permissions__codename__in=AUDIT_WRITES
+    )
     assert list(holders) == []
     assert Permission.objects.filter(codename__in=AUDIT_WRITES).count() == 3  # they exist, nobody holds them
     assert not User.objects.filter(user_permissions__codename__in=AUDIT_WRITES).exists()
@@ -63,7 +66,9 @@ def test_each_roles_capabilities_hold_those_of_the_roles_it_includes() -> None:
     assert caps[Role.VIEWER] < caps[Role.REVIEWER] < caps[Role.ADMIN]
     assert caps[Role.VIEWER] < caps[Role.AGENT_MANAGER] < caps[Role.ADMIN]
     assert caps[Role.ADMIN] - caps[Role.REVIEWER] - caps[Role.AGENT_MANAGER] == {
-        Capability.REVIEW_AS_ADMIN, Capability.MANAGE_USERS}
+        Capability.REVIEW_AS_ADMIN,
+        Capability.MANAGE_USERS,
+    }
     assert Capability.REVIEW not in caps[Role.AGENT_MANAGER] and Capability.RUN not in caps[Role.REVIEWER]
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
-from django.db import connection
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from agents.services import agent_create
+from config.connection import connection
 from governance.access import agent_grants_held
 from governance.models import AuditEvent
 from governance.roles import user_agent_scope_set
@@ -41,10 +41,16 @@ def _change(client: Client, user: User, **changes: object) -> object:
 
 
 def test_the_user_form_offers_roles_and_agent_scopes_but_no_superuser_staff_or_permission_fields(
-        alice: Client, carol: User) -> None:
+    alice: Client, carol: User
+) -> None:
     page = alice.get(f"/admin/auth/user/{carol.pk}/change/").content.decode()
-    for offered in ('name="roles"', 'name="view_agents"', 'name="manage_agents"', 'name="review_agents"',
-                    'name="is_active"'):
+    for offered in (
+        'name="roles"',
+        'name="view_agents"',
+        'name="manage_agents"',
+        'name="review_agents"',
+        'name="is_active"',
+    ):
         assert offered in page, offered
     for hidden in ('name="is_superuser"', 'name="is_staff"', 'name="user_permissions"', 'name="groups"'):
         assert hidden not in page, hidden
@@ -53,8 +59,14 @@ def test_the_user_form_offers_roles_and_agent_scopes_but_no_superuser_staff_or_p
 def test_a_tenant_admin_cannot_make_herself_superuser_staff_or_give_herself_permissions(alice: Client) -> None:
     me = User.objects.get(username=ALICE)
     every_permission = list(Permission.objects.values_list("pk", flat=True))
-    response = _change(alice, me, is_superuser="on", is_staff="on", user_permissions=every_permission,
-                       groups=list(Group.objects.values_list("pk", flat=True)))
+    response = _change(
+        alice,
+        me,
+        is_superuser="on",
+        is_staff="on",
+        user_permissions=every_permission,
+        groups=list(Group.objects.values_list("pk", flat=True)),
+    )
     assert response.status_code == 302
     me.refresh_from_db()
     assert not me.is_superuser
@@ -62,8 +74,9 @@ def test_a_tenant_admin_cannot_make_herself_superuser_staff_or_give_herself_perm
     assert list(me.groups.values_list("name", flat=True)) == ["admin"]
 
 
-def test_giving_a_user_a_role_makes_them_staff_and_taking_every_role_away_unmakes_them(alice: Client,
-                                                                                      carol: User) -> None:
+def test_giving_a_user_a_role_makes_them_staff_and_taking_every_role_away_unmakes_them(
+    alice: Client, carol: User
+) -> None:
     assert not carol.is_staff
     assert _change(alice, carol, roles=["viewer", "reviewer"]).status_code == 302
     carol.refresh_from_db()
@@ -71,13 +84,13 @@ def test_giving_a_user_a_role_makes_them_staff_and_taking_every_role_away_unmake
     assert _change(alice, carol, roles=[]).status_code == 302
     carol.refresh_from_db()
     assert not carol.is_staff and not carol.groups.exists()
-    changes = [e.data for e in AuditEvent.objects.filter(verb="user.roles_changed", target_id=str(carol.pk))
-               .order_by("seq")]
+    changes = [
+        e.data for e in AuditEvent.objects.filter(verb="user.roles_changed", target_id=str(carol.pk)).order_by("seq")
+    ]
     assert [(c["from"], c["to"]) for c in changes] == [([], ["reviewer", "viewer"]), (["reviewer", "viewer"], [])]
 
 
-def test_a_user_without_a_role_cannot_sign_in_to_the_admin(in_acme: Tenant, acme_client: Client,
-                                                           carol: User) -> None:
+def test_a_user_without_a_role_cannot_sign_in_to_the_admin(in_acme: Tenant, acme_client: Client, carol: User) -> None:
     response = acme_client.post("/admin/login/?next=/admin/", {"username": CAROL, "password": PASSWORD})
     assert response.status_code == 200
     assert "staff account" in response.content.decode()

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 
+from config.connection import connection
 from governance.actors import Actor
 from tenants.models import Tenant, TenantStatus
 from tenants.services import ProvisionResult, provision_request_build, tenant_provision
@@ -24,12 +24,20 @@ def operator() -> Actor:
 
 @pytest.fixture
 def provision(db: None) -> Provision:
-    def _provision(*, name: str = "Gamma", domain: str = "gamma.localhost", tier: str = "professional",
-                   admin_email: str = "gina@gamma.example", admin_password: str | None = PASSWORD,
-                   **extra: Any) -> ProvisionResult:
-        request = provision_request_build(name=name, domain=domain, tier=tier, admin_email=admin_email,
-                                          admin_password=admin_password, **extra)
+    def _provision(
+        *,
+        name: str = "Gamma",
+        domain: str = "gamma.localhost",
+        tier: str = "professional",
+        admin_email: str = "gina@gamma.example",
+        admin_password: str | None = PASSWORD,
+        **extra: Any,
+    ) -> ProvisionResult:
+        request = provision_request_build(
+            name=name, domain=domain, tier=tier, admin_email=admin_email, admin_password=admin_password, **extra
+        )
         return tenant_provision(request=request)
+
     return _provision
 
 

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.contrib.auth.models import User
-from django.db import connection
 
+from config.connection import connection
 from governance.models import AuditEvent
 from tenants.models import Domain, Tenant, TenantStatus
 
@@ -28,8 +28,10 @@ def in_schema(schema: str) -> Iterator[None]:
 def schemas() -> set[str]:
     """Every schema in the catalog but PostgreSQL's own."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT schema_name FROM information_schema.schemata "
-                       "WHERE schema_name NOT LIKE 'pg\\_%%' AND schema_name <> 'information_schema'")
+        cursor.execute(
+            "SELECT schema_name FROM information_schema.schemata "
+            "WHERE schema_name NOT LIKE 'pg\\_%%' AND schema_name <> 'information_schema'"
+        )
         return {row[0] for row in cursor.fetchall()}
 
 

@@ -8,8 +8,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
 
+from config.connection import connection
 from tenants.management.commands import delete_tenant
 from tenants.migration_runner import schemas_with_pending_migrations
 from tenants.models import Domain, Tenant, TenantStatus
@@ -28,8 +28,15 @@ def _delete_tenant() -> BaseCommand:
 
 
 def test_every_operator_command_name_runs_vigils_own_command() -> None:
-    names = ["provision_tenant", "list_tenants", "suspend_tenant", "resume_tenant", "delete_tenant",
-             "migrate_tenants", "fill_spare_pool"]
+    names = [
+        "provision_tenant",
+        "list_tenants",
+        "suspend_tenant",
+        "resume_tenant",
+        "delete_tenant",
+        "migrate_tenants",
+        "fill_spare_pool",
+    ]
 
     assert {name: get_commands()[name] for name in names} == {name: "tenants" for name in names}
 
@@ -38,8 +45,10 @@ def test_list_tenants_prints_a_table_of_customer_tenants_and_the_pool_size(db: N
     lines = _run("list_tenants").splitlines()
 
     assert lines[0].split() == ["SCHEMA", "NAME", "TIER", "STATUS", "DOMAINS"]
-    assert [line.split() for line in lines[1:-1]] == [["acme", "Acme", "starter", "active", "acme.localhost"],
-                                                      ["beta", "Beta", "starter", "active", "beta.localhost"]]
+    assert [line.split() for line in lines[1:-1]] == [
+        ["acme", "Acme", "starter", "active", "acme.localhost"],
+        ["beta", "Beta", "starter", "active", "beta.localhost"],
+    ]
     assert lines[-1] == f"2 tenant(s); {len(spare_schemas())} spare schema(s) in the warm pool"
 
 
@@ -53,9 +62,18 @@ def test_list_tenants_json_gives_one_object_per_tenant_with_effective_limits(acm
     assert [row["schema"] for row in rows] == ["acme", "beta"]
     first = rows[0]
     assert (first["name"], first["tier"], first["status"], first["domains"]) == (
-        "Acme", "starter", "suspended", ["acme.localhost"])
-    assert first["limits"] == {"max_agents": 12, "runs_per_day": 2_000, "tokens_per_month": 2_000_000,
-                               "requests_per_minute": 300, "max_pending_approvals": 100}
+        "Acme",
+        "starter",
+        "suspended",
+        ["acme.localhost"],
+    )
+    assert first["limits"] == {
+        "max_agents": 12,
+        "runs_per_day": 2_000,
+        "tokens_per_month": 2_000_000,
+        "requests_per_minute": 300,
+        "max_pending_approvals": 100,
+    }
     assert rows[1]["limits"]["max_agents"] == 10
     assert first["created_at"] == acme.created_at.isoformat()
 
@@ -83,9 +101,11 @@ def test_suspend_command_on_a_suspended_tenant_exits_non_zero(acme: Tenant) -> N
     assert failed.value.returncode != 0
 
 
-@pytest.mark.parametrize("command", [["suspend_tenant", "nope"], ["resume_tenant", "nope"],
-                                     [_delete_tenant(), "nope", "--confirm", "nope"]],
-                         ids=["suspend", "resume", "delete"])
+@pytest.mark.parametrize(
+    "command",
+    [["suspend_tenant", "nope"], ["resume_tenant", "nope"], [_delete_tenant(), "nope", "--confirm", "nope"]],
+    ids=["suspend", "resume", "delete"],
+)
 def test_lifecycle_commands_exit_non_zero_on_an_unknown_schema(db: None, command: list[str | BaseCommand]) -> None:
     public_seq = audit_head("public")
 

@@ -48,8 +48,9 @@ def test_setting_a_password_through_the_invitation_lets_the_admin_log_in(invitat
     admin, _ = user_in("gamma", "gina@gamma.example")
     assert admin.check_password(NEW_PASSWORD)
     seq = audit_head("gamma")
-    login = client.post("/admin/login/", {"username": "gina@gamma.example", "password": NEW_PASSWORD,
-                                          "next": "/admin/"})
+    login = client.post(
+        "/admin/login/", {"username": "gina@gamma.example", "password": NEW_PASSWORD, "next": "/admin/"}
+    )
     assert login.status_code == 302 and login.url == "/admin/"
     assert len(audit_since("gamma", seq, verb="auth.login_succeeded")) == 1
 
@@ -82,9 +83,9 @@ def test_a_used_invitation_link_cannot_set_the_password_again(invitation_path: s
     seq = audit_head("gamma")
     uid = invitation_path.strip("/").split("/")[1]
 
-    response = host_client("gamma.localhost").post(f"/invite/{uid}/set-password/",
-                                                   {"new_password1": "another-Secret-77", "new_password2":
-                                                    "another-Secret-77"})
+    response = host_client("gamma.localhost").post(
+        f"/invite/{uid}/set-password/", {"new_password1": "another-Secret-77", "new_password2": "another-Secret-77"}
+    )
 
     assert response.status_code == 200 and b"no longer valid" in response.content
     assert user_in("gamma", "gina@gamma.example")[0].check_password(NEW_PASSWORD)

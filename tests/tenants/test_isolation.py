@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.db import connection
 from django.test import Client
 
+from config.connection import connection
 from governance.actors import Actor
 from governance.services import audit_record
 from tenants.models import Tenant
@@ -41,8 +41,7 @@ def test_a_group_made_in_acme_does_not_exist_in_beta(in_acme: Tenant, beta: Tena
 
     with in_schema("beta"):
         assert not Group.objects.filter(name="auditors").exists()
-        assert set(Group.objects.values_list("name", flat=True)) == {"admin", "agent_manager", "reviewer",
-                                                                      "viewer"}
+        assert set(Group.objects.values_list("name", flat=True)) == {"admin", "agent_manager", "reviewer", "viewer"}
 
 
 def test_an_audit_event_recorded_in_acme_is_not_in_betas_chain(in_acme: Tenant, beta: Tenant) -> None:
@@ -73,12 +72,16 @@ def test_alice_can_log_in_to_acmes_admin(acme_client: Client) -> None:
     assert event.actor_label == "alice@acme.example"
 
 
-@pytest.mark.parametrize(("username", "home", "host"), [
-    ("alice@acme.example", "acme", "beta.localhost"),
-    ("bob@beta.example", "beta", "acme.localhost"),
-    ("otto@vigil.example", "public", "acme.localhost"),
-    ("alice@acme.example", "acme", "localhost"),
-], ids=["alice-on-beta", "bob-on-acme", "otto-on-acme", "alice-on-public"])
+@pytest.mark.parametrize(
+    ("username", "home", "host"),
+    [
+        ("alice@acme.example", "acme", "beta.localhost"),
+        ("bob@beta.example", "beta", "acme.localhost"),
+        ("otto@vigil.example", "public", "acme.localhost"),
+        ("alice@acme.example", "acme", "localhost"),
+    ],
+    ids=["alice-on-beta", "bob-on-acme", "otto-on-acme", "alice-on-public"],
+)
 def test_a_user_cannot_log_in_on_another_tenants_domain(db: None, username: str, home: str, host: str) -> None:
     schema = Tenant.objects.get(domains__domain=host).schema_name
     seq = audit_head(schema)

@@ -67,8 +67,11 @@ def test_resumed_tenants_domain_answers_200_again(acme: Tenant, acme_client: Cli
     assert acme_client.get("/admin/login/").status_code == 200
     for schema, seq in (("acme", acme_seq), ("public", public_seq)):
         [event] = audit_since(schema, seq)
-        assert (event.verb, event.target_id, event.data) == ("tenant.resumed", "acme",
-                                                              {"from": "suspended", "to": "active"})
+        assert (event.verb, event.target_id, event.data) == (
+            "tenant.resumed",
+            "acme",
+            {"from": "suspended", "to": "active"},
+        )
 
 
 def test_suspending_twice_is_a_409_state_error_and_changes_nothing(acme: Tenant, operator: Actor) -> None:
@@ -145,8 +148,12 @@ def test_delete_keeps_the_tenants_audit_head_hash_in_the_public_chain(acme: Tena
 
     [event] = audit_since("public", public_seq)
     assert (event.verb, event.target_type, event.target_id) == ("tenant.deleted", "tenant", "acme")
-    assert event.data == {"name": "Acme", "domains": ["acme.localhost"], "audit_events": chain.events,
-                          "audit_head_hash": chain.head_hash}
+    assert event.data == {
+        "name": "Acme",
+        "domains": ["acme.localhost"],
+        "audit_events": chain.events,
+        "audit_head_hash": chain.head_hash,
+    }
     assert chain.ok and chain.events > 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tenants.models import Tenant
@@ -12,7 +14,7 @@ from tenants.tiers import LIMIT_NAMES, TIER_LIMITS, Limits, Tier, validate_overr
 def test_every_tier_has_limits_and_they_grow_with_the_tier() -> None:
     assert set(TIER_LIMITS) == set(Tier.values)
     ladder = [TIER_LIMITS[tier].as_dict() for tier in (Tier.FREE, Tier.STARTER, Tier.PROFESSIONAL, Tier.ENTERPRISE)]
-    for lower, higher in zip(ladder, ladder[1:]):
+    for lower, higher in itertools.pairwise(ladder):
         assert all(lower[name] < higher[name] for name in LIMIT_NAMES)
 
 
@@ -26,8 +28,13 @@ def test_overrides_replace_only_the_limits_they_name() -> None:
 
     limits = tenant_limits(tenant=tenant)
 
-    assert limits == Limits(max_agents=75, runs_per_day=0, tokens_per_month=20_000_000,
-                            requests_per_minute=1_200, max_pending_approvals=1_000)
+    assert limits == Limits(
+        max_agents=75,
+        runs_per_day=0,
+        tokens_per_month=20_000_000,
+        requests_per_minute=1_200,
+        max_pending_approvals=1_000,
+    )
 
 
 def test_stored_overrides_are_applied(acme: Tenant) -> None:
@@ -41,19 +48,25 @@ def test_stored_overrides_are_applied(acme: Tenant) -> None:
 
 def test_valid_overrides_come_back_clean() -> None:
     assert validate_overrides({"max_agents": 0, "requests_per_minute": 10}) == {
-        "max_agents": 0, "requests_per_minute": 10}
+        "max_agents": 0,
+        "requests_per_minute": 10,
+    }
     assert validate_overrides({}) == {}
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"max_robots": 1}, "unknown limit 'max_robots'; known limits: max_agents, runs_per_day"),
-    ({"max_agents": -1}, "limit 'max_agents' must be a non-negative integer, got -1"),
-    ({"max_agents": True}, "limit 'max_agents' must be a non-negative integer, got True"),
-    ({"max_agents": 1.5}, "limit 'max_agents' must be a non-negative integer, got 1.5"),
-    ({"max_agents": "10"}, "limit 'max_agents' must be a non-negative integer, got '10'"),
-    ([["max_agents", 1]], "limit overrides must be a JSON object"),
-    (None, "limit overrides must be a JSON object"),
-], ids=["unknown-key", "negative", "bool", "float", "string", "list", "null"])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"max_robots": 1}, "unknown limit 'max_robots'; known limits: max_agents, runs_per_day"),
+        ({"max_agents": -1}, "limit 'max_agents' must be a non-negative integer, got -1"),
+        ({"max_agents": True}, "limit 'max_agents' must be a non-negative integer, got True"),
+        ({"max_agents": 1.5}, "limit 'max_agents' must be a non-negative integer, got 1.5"),
+        ({"max_agents": "10"}, "limit 'max_agents' must be a non-negative integer, got '10'"),
+        ([["max_agents", 1]], "limit overrides must be a JSON object"),
+        (None, "limit overrides must be a JSON object"),
+    ],
+    ids=["unknown-key", "negative", "bool", "float", "string", "list", "null"],
+)
 def test_bad_overrides_are_refused_naming_the_problem(overrides: object, message: str) -> None:
     with pytest.raises(ValueError) as refused:
         validate_overrides(overrides)

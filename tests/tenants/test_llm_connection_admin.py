@@ -24,13 +24,21 @@ def otto_client(public_client: Client) -> Client:
 
 
 def _form(**values: Any) -> dict[str, Any]:
-    form = {"name": "house", "base_url": "https://llm.example/v1", "api_key_env": "HOUSE_LLM_KEY",
-            "allowed_models": "gpt-4o-mini,gpt-4o", "timeout_seconds": "15", "enabled": "on", "_save": "Save"}
+    form = {
+        "name": "house",
+        "base_url": "https://llm.example/v1",
+        "api_key_env": "HOUSE_LLM_KEY",
+        "allowed_models": "gpt-4o-mini,gpt-4o",
+        "timeout_seconds": "15",
+        "enabled": "on",
+        "_save": "Save",
+    }
     return {k: v for k, v in {**form, **values}.items() if v is not None}
 
 
 def test_an_operator_adds_a_connection_for_chosen_tenants_and_it_is_audited_with_their_name(
-        otto_client: Client, acme: Tenant) -> None:
+    otto_client: Client, acme: Tenant
+) -> None:
     public_seq = audit_head("public")
 
     response = otto_client.post(f"{CHANGELIST}add/", _form(tenants=[str(acme.pk)]))
@@ -38,21 +46,29 @@ def test_an_operator_adds_a_connection_for_chosen_tenants_and_it_is_audited_with
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
     conn = LLMConnection.objects.get(name="house")
     assert (conn.base_url, conn.api_key_env, conn.allowed_models, conn.timeout_seconds) == (
-        "https://llm.example/v1", "HOUSE_LLM_KEY", ["gpt-4o-mini", "gpt-4o"], 15.0)
+        "https://llm.example/v1",
+        "HOUSE_LLM_KEY",
+        ["gpt-4o-mini", "gpt-4o"],
+        15.0,
+    )
     assert (conn.enabled, conn.available_to_all, [t.schema_name for t in conn.tenants.all()]) == (True, False, ["acme"])
     [event] = audit_since("public", public_seq, verb="llm_connection.created")
     assert (event.target_id, event.actor_type, event.actor_label) == ("house", "user", "otto@vigil.example")
     assert event.data["tenants"] == ["acme"]
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("api_key_env", "DATABASE_URL", "DATABASE_URL belongs to the application's own configuration"),
-    ("api_key_env", "my key", "must be an environment variable name"),
-    ("base_url", "https://me:secret@llm.example/v1", "must not carry credentials"),
-    ("name", "House", "lowercase letters, digits and dashes"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("api_key_env", "DATABASE_URL", "DATABASE_URL belongs to the application's own configuration"),
+        ("api_key_env", "my key", "must be an environment variable name"),
+        ("base_url", "https://me:secret@llm.example/v1", "must not carry credentials"),
+        ("name", "House", "lowercase letters, digits and dashes"),
+    ],
+)
 def test_the_add_form_refuses_a_bad_value_on_its_field_and_stores_nothing(
-        otto_client: Client, field: str, value: str, message: str) -> None:
+    otto_client: Client, field: str, value: str, message: str
+) -> None:
     public_seq = audit_head("public")
 
     response = otto_client.post(f"{CHANGELIST}add/", _form(**{field: value}))
@@ -64,14 +80,23 @@ def test_the_add_form_refuses_a_bad_value_on_its_field_and_stores_nothing(
     assert audit_since("public", public_seq) == []
 
 
-def test_changing_a_connection_audits_what_changed_and_keeps_its_name(otto_client: Client, acme: Tenant,
-                                                                      beta: Tenant) -> None:
-    conn = llm_connection_create(name="house", base_url="https://llm.example/v1", api_key_env="HOUSE_LLM_KEY",
-                                 allowed_models=["gpt-4o-mini"], tenants=["acme"], actor=Actor.operator("tester"))
+def test_changing_a_connection_audits_what_changed_and_keeps_its_name(
+    otto_client: Client, acme: Tenant, beta: Tenant
+) -> None:
+    conn = llm_connection_create(
+        name="house",
+        base_url="https://llm.example/v1",
+        api_key_env="HOUSE_LLM_KEY",
+        allowed_models=["gpt-4o-mini"],
+        tenants=["acme"],
+        actor=Actor.operator("tester"),
+    )
     public_seq = audit_head("public")
 
-    response = otto_client.post(f"{CHANGELIST}{conn.pk}/change/", _form(
-        name="renamed", allowed_models="gpt-4o-mini", timeout_seconds="20", enabled=None, tenants=[str(beta.pk)]))
+    response = otto_client.post(
+        f"{CHANGELIST}{conn.pk}/change/",
+        _form(name="renamed", allowed_models="gpt-4o-mini", timeout_seconds="20", enabled=None, tenants=[str(beta.pk)]),
+    )
 
     assert response.status_code == 302
     conn.refresh_from_db()
@@ -82,8 +107,14 @@ def test_changing_a_connection_audits_what_changed_and_keeps_its_name(otto_clien
 
 
 def test_deleting_a_connection_in_the_admin_is_audited(otto_client: Client) -> None:
-    conn = llm_connection_create(name="house", base_url="https://llm.example/v1", api_key_env="HOUSE_LLM_KEY",
-                                 allowed_models=["gpt-4o-mini"], available_to_all=True, actor=Actor.operator("tester"))
+    conn = llm_connection_create(
+        name="house",
+        base_url="https://llm.example/v1",
+        api_key_env="HOUSE_LLM_KEY",
+        allowed_models=["gpt-4o-mini"],
+        available_to_all=True,
+        actor=Actor.operator("tester"),
+    )
     public_seq = audit_head("public")
 
     response = otto_client.post(f"{CHANGELIST}{conn.pk}/delete/", {"post": "yes"})
@@ -95,8 +126,14 @@ def test_deleting_a_connection_in_the_admin_is_audited(otto_client: Client) -> N
 
 
 def test_the_connection_list_shows_each_connection_and_whom_it_serves(otto_client: Client) -> None:
-    llm_connection_create(name="house", base_url="https://llm.example/v1", api_key_env="HOUSE_LLM_KEY",
-                          allowed_models=["gpt-4o-mini"], tenants=["beta"], actor=Actor.operator("tester"))
+    llm_connection_create(
+        name="house",
+        base_url="https://llm.example/v1",
+        api_key_env="HOUSE_LLM_KEY",
+        allowed_models=["gpt-4o-mini"],
+        tenants=["beta"],
+        actor=Actor.operator("tester"),
+    )
 
     response = otto_client.get(CHANGELIST)
 

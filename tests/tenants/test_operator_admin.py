@@ -22,16 +22,25 @@ def otto_client(public_client: Client) -> Client:
 
 
 def _action(client: Client, action: str, *tenants: Tenant) -> object:
-    return client.post(CHANGELIST, {"action": action, "index": "0",
-                                    "_selected_action": [str(t.pk) for t in tenants]}, follow=True)
+    return client.post(
+        CHANGELIST, {"action": action, "index": "0", "_selected_action": [str(t.pk) for t in tenants]}, follow=True
+    )
 
 
 def _change_form(tenant: Tenant, **values: str) -> dict[str, str]:
     domain = Domain.objects.get(tenant=tenant)
-    form = {"name": tenant.name, "tier": tenant.tier, "limit_overrides": json.dumps(tenant.limit_overrides),
-            "domains-TOTAL_FORMS": "1", "domains-INITIAL_FORMS": "1", "domains-MIN_NUM_FORMS": "0",
-            "domains-MAX_NUM_FORMS": "1000", "domains-0-id": str(domain.pk), "domains-0-tenant": str(tenant.pk),
-            "_save": "Save"}
+    form = {
+        "name": tenant.name,
+        "tier": tenant.tier,
+        "limit_overrides": json.dumps(tenant.limit_overrides),
+        "domains-TOTAL_FORMS": "1",
+        "domains-INITIAL_FORMS": "1",
+        "domains-MIN_NUM_FORMS": "0",
+        "domains-MAX_NUM_FORMS": "1000",
+        "domains-0-id": str(domain.pk),
+        "domains-0-tenant": str(tenant.pk),
+        "_save": "Save",
+    }
     return {**form, **values}
 
 
@@ -63,8 +72,9 @@ def test_a_spare_has_no_change_page(otto_client: Client) -> None:
     assert Tenant.objects.get(pk=spare.pk).status == TenantStatus.SPARE
 
 
-def test_suspend_action_suspends_and_is_audited_with_the_operator(otto_client: Client, acme: Tenant,
-                                                                   beta: Tenant) -> None:
+def test_suspend_action_suspends_and_is_audited_with_the_operator(
+    otto_client: Client, acme: Tenant, beta: Tenant
+) -> None:
     acme_seq, public_seq = audit_head("acme"), audit_head("public")
 
     response = _action(otto_client, "suspend_selected", acme)
@@ -92,26 +102,31 @@ def test_resume_action_resumes_and_is_audited(otto_client: Client, acme: Tenant)
     assert host_client("acme.localhost").get("/admin/login/").status_code == 200
 
 
-def test_suspend_action_on_an_already_suspended_tenant_reports_the_conflict(otto_client: Client, acme: Tenant,
-                                                                            beta: Tenant) -> None:
+def test_suspend_action_on_an_already_suspended_tenant_reports_the_conflict(
+    otto_client: Client, acme: Tenant, beta: Tenant
+) -> None:
     _action(otto_client, "suspend_selected", acme)
     public_seq = audit_head("public")
 
     response = _action(otto_client, "suspend_selected", acme, beta)
 
     assert sorted(str(m) for m in response.context["messages"]) == [
-        "Acme: tenant 'acme' is suspended, not active", "Beta: suspended"]
+        "Acme: tenant 'acme' is suspended, not active",
+        "Beta: suspended",
+    ]
     assert Tenant.objects.get(pk=acme.pk).status == TenantStatus.SUSPENDED
     assert Tenant.objects.get(pk=beta.pk).status == TenantStatus.SUSPENDED
     assert [e.target_id for e in audit_since("public", public_seq)] == ["beta"]
 
 
 def test_editing_limit_overrides_with_an_unknown_key_shows_a_form_error_and_saves_nothing(
-        otto_client: Client, acme: Tenant) -> None:
+    otto_client: Client, acme: Tenant
+) -> None:
     public_seq = audit_head("public")
 
-    response = otto_client.post(f"{CHANGELIST}{acme.pk}/change/",
-                                _change_form(acme, name="Acme Renamed", limit_overrides='{"max_robots": 5}'))
+    response = otto_client.post(
+        f"{CHANGELIST}{acme.pk}/change/", _change_form(acme, name="Acme Renamed", limit_overrides='{"max_robots": 5}')
+    )
 
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
@@ -122,10 +137,12 @@ def test_editing_limit_overrides_with_an_unknown_key_shows_a_form_error_and_save
     assert audit_since("public", public_seq) == []
 
 
-@pytest.mark.parametrize("overrides", ['{"max_agents": -1}', '{"max_agents": true}', '[1, 2]'],
-                         ids=["negative", "bool", "not-an-object"])
-def test_editing_limit_overrides_with_a_bad_value_shows_a_form_error(otto_client: Client, acme: Tenant,
-                                                                     overrides: str) -> None:
+@pytest.mark.parametrize(
+    "overrides", ['{"max_agents": -1}', '{"max_agents": true}', "[1, 2]"], ids=["negative", "bool", "not-an-object"]
+)
+def test_editing_limit_overrides_with_a_bad_value_shows_a_form_error(
+    otto_client: Client, acme: Tenant, overrides: str
+) -> None:
     response = otto_client.post(f"{CHANGELIST}{acme.pk}/change/", _change_form(acme, limit_overrides=overrides))
 
     assert response.status_code == 200 and response.context["adminform"].form.errors["limit_overrides"]
@@ -135,16 +152,19 @@ def test_editing_limit_overrides_with_a_bad_value_shows_a_form_error(otto_client
 def test_editing_tier_and_overrides_saves_them_and_audits_the_change(otto_client: Client, acme: Tenant) -> None:
     public_seq = audit_head("public")
 
-    response = otto_client.post(f"{CHANGELIST}{acme.pk}/change/",
-                                _change_form(acme, tier="professional", limit_overrides='{"max_agents": 75}'))
+    response = otto_client.post(
+        f"{CHANGELIST}{acme.pk}/change/", _change_form(acme, tier="professional", limit_overrides='{"max_agents": 75}')
+    )
 
     assert response.status_code == 302 and response.url == CHANGELIST
     stored = Tenant.objects.get(pk=acme.pk)
     assert (stored.tier, stored.limit_overrides, stored.status) == ("professional", {"max_agents": 75}, "active")
     [event] = audit_since("public", public_seq, verb="tenant.updated")
     assert event.target_id == "acme" and event.actor_label == "otto@vigil.example"
-    assert event.data == {"tier": {"from": "starter", "to": "professional"},
-                          "limit_overrides": {"from": {}, "to": {"max_agents": 75}}}
+    assert event.data == {
+        "tier": {"from": "starter", "to": "professional"},
+        "limit_overrides": {"from": {}, "to": {"max_agents": 75}},
+    }
     page = otto_client.get(f"{CHANGELIST}{acme.pk}/change/")
     assert b"max_agents=75" in page.content and b"runs_per_day=20,000" in page.content
 

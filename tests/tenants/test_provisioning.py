@@ -8,8 +8,8 @@ from io import StringIO
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 
+from config.connection import connection
 from governance.verification import audit_chain_verify
 from tenants.models import Domain, Tenant, TenantStatus
 from tests.conftest import PASSWORD, host_client
@@ -34,11 +34,14 @@ def test_provisioning_claims_the_oldest_spare_and_renames_its_schema(provision: 
     assert spare.pk not in spare_schemas()
     stored = Tenant.objects.get(pk=spare.pk)
     assert (stored.schema_name, stored.name, stored.tier, stored.status) == (
-        "gamma", "Gamma", "professional", TenantStatus.ACTIVE)
+        "gamma",
+        "Gamma",
+        "professional",
+        TenantStatus.ACTIVE,
+    )
     in_catalog = schemas()
     assert "gamma" in in_catalog and spare.schema_name not in in_catalog
-    assert list(Domain.objects.filter(tenant=stored).values_list("domain", "is_primary")) == [
-        ("gamma.localhost", True)]
+    assert list(Domain.objects.filter(tenant=stored).values_list("domain", "is_primary")) == [("gamma.localhost", True)]
     assert connection.schema_name == "public"
 
 
@@ -60,8 +63,14 @@ def test_provisioning_is_audited_in_the_new_tenants_chain_and_in_publics(provisi
 
     result = provision()
 
-    expected = {"name": "Gamma", "tier": "professional", "domain": "gamma.localhost",
-                "admin": "gina@gamma.example", "from_pool": True, "demo": False}
+    expected = {
+        "name": "Gamma",
+        "tier": "professional",
+        "domain": "gamma.localhost",
+        "admin": "gina@gamma.example",
+        "from_pool": True,
+        "demo": False,
+    }
     [own] = audit_since("gamma", 0, verb="tenant.provisioned")
     assert (own.target_type, own.target_id, own.data) == ("tenant", "gamma", expected)
     [public] = audit_since("public", public_seq, verb="tenant.provisioned")
@@ -76,8 +85,9 @@ def test_new_tenants_admin_can_log_in_on_its_domain(provision: Provision) -> Non
     provision()
     client = host_client("gamma.localhost")
 
-    response = client.post("/admin/login/?next=/admin/",
-                           {"username": "gina@gamma.example", "password": PASSWORD, "next": "/admin/"})
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "gina@gamma.example", "password": PASSWORD, "next": "/admin/"}
+    )
 
     assert response.status_code == 302 and response.url == "/admin/"
     assert client.get("/admin/").status_code == 200
@@ -104,8 +114,7 @@ def test_provisioning_with_an_empty_pool_migrates_a_new_schema_and_still_succeed
     assert event.data["from_pool"] is False
 
 
-def test_provisioning_without_a_password_leaves_it_unusable_and_returns_an_invitation(
-        provision: Provision) -> None:
+def test_provisioning_without_a_password_leaves_it_unusable_and_returns_an_invitation(provision: Provision) -> None:
     result = provision(admin_password=None)
 
     admin, _ = user_in("gamma", "gina@gamma.example")
@@ -114,7 +123,8 @@ def test_provisioning_without_a_password_leaves_it_unusable_and_returns_an_invit
     assert result.invitation_url is not None
     assert result.invitation_url.startswith(f"http://gamma.localhost:{port}/invite/")
     response = host_client("gamma.localhost").post(
-        "/admin/login/", {"username": "gina@gamma.example", "password": "", "next": "/admin/"})
+        "/admin/login/", {"username": "gina@gamma.example", "password": "", "next": "/admin/"}
+    )
     assert response.status_code == 200 and "sessionid" not in response.cookies
 
 
@@ -131,8 +141,20 @@ def test_provision_tenant_command_reports_the_warm_pool_path_and_the_admin(db: N
     spares_before = len(spare_schemas())
     out = StringIO()
 
-    call_command("provision_tenant", "--name", "Delta Corp", "--domain", "delta.localhost", "--tier", "enterprise",
-                 "--admin-email", "dan@delta.example", "--admin-password", PASSWORD, stdout=out)
+    call_command(
+        "provision_tenant",
+        "--name",
+        "Delta Corp",
+        "--domain",
+        "delta.localhost",
+        "--tier",
+        "enterprise",
+        "--admin-email",
+        "dan@delta.example",
+        "--admin-password",
+        PASSWORD,
+        stdout=out,
+    )
 
     text = out.getvalue()
     assert "Provisioned 'Delta Corp': schema delta, domain delta.localhost, tier enterprise via warm pool" in text
@@ -147,8 +169,16 @@ def test_provision_tenant_command_reports_the_warm_pool_path_and_the_admin(db: N
 def test_provision_tenant_command_without_a_password_prints_a_one_time_invitation_link(db: None) -> None:
     out = StringIO()
 
-    call_command("provision_tenant", "--name", "Delta", "--domain", "delta.localhost",
-                 "--admin-email", "dan@delta.example", stdout=out)
+    call_command(
+        "provision_tenant",
+        "--name",
+        "Delta",
+        "--domain",
+        "delta.localhost",
+        "--admin-email",
+        "dan@delta.example",
+        stdout=out,
+    )
 
     [line] = [line for line in out.getvalue().splitlines() if line.startswith("Invitation")]
     assert f"http://delta.localhost:{settings.VIGIL_HTTP_PORT}/invite/" in line
@@ -160,8 +190,18 @@ def test_provision_tenant_command_without_a_password_prints_a_one_time_invitatio
 def test_provision_tenant_command_says_when_it_had_to_migrate(db: None) -> None:
     out = StringIO()
 
-    call_command("provision_tenant", "--name", "Delta", "--domain", "delta.localhost",
-                 "--admin-email", "dan@delta.example", "--admin-password", PASSWORD, stdout=out)
+    call_command(
+        "provision_tenant",
+        "--name",
+        "Delta",
+        "--domain",
+        "delta.localhost",
+        "--admin-email",
+        "dan@delta.example",
+        "--admin-password",
+        PASSWORD,
+        stdout=out,
+    )
 
     assert "via migrations (pool was empty)" in out.getvalue()
     assert "delta" in schemas() and spare_schemas() == {}

@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 from django.db.models import Model
 
+from config.connection import connection
 from tenants.exceptions import ProvisioningError
 from tenants.models import Domain, Tenant, TenantStatus
 from tenants.services import provision_request_build
@@ -20,33 +20,56 @@ from tests.tenants.conftest import Provision
 from tests.tenants.faults import save_fails
 from tests.tenants.stored import audit_head, audit_since, footprint, schemas, spare_schemas, user_in
 
-GOOD = {"name": "Gamma", "domain": "gamma.localhost", "tier": "starter", "admin_email": "gina@gamma.example",
-        "admin_password": PASSWORD, "schema_name": None}
+GOOD = {
+    "name": "Gamma",
+    "domain": "gamma.localhost",
+    "tier": "starter",
+    "admin_email": "gina@gamma.example",
+    "admin_password": PASSWORD,
+    "schema_name": None,
+}
 
 # (what is changed from GOOD, the field named, the message)
 BAD_INPUTS: dict[str, tuple[dict[str, Any], str, str]] = {
     "duplicate-domain": ({"domain": "acme.localhost"}, "domain", "domain 'acme.localhost' is already in use"),
-    "duplicate-domain-other-case": ({"domain": "ACME.localhost"}, "domain",
-                                    "domain 'acme.localhost' is already in use"),
+    "duplicate-domain-other-case": (
+        {"domain": "ACME.localhost"},
+        "domain",
+        "domain 'acme.localhost' is already in use",
+    ),
     "schema-of-existing-tenant": ({"domain": "acme.example"}, "schema_name", "schema 'acme' is already in use"),
     "schema-starting-with-digit": ({"schema_name": "1abc"}, "schema_name", "'1abc' is not a valid schema name"),
-    "schema-with-capitals-and-dash": ({"schema_name": "Bad-Name"}, "schema_name",
-                                      "'Bad-Name' is not a valid schema name"),
+    "schema-with-capitals-and-dash": (
+        {"schema_name": "Bad-Name"},
+        "schema_name",
+        "'Bad-Name' is not a valid schema name",
+    ),
     "schema-public": ({"schema_name": "public"}, "schema_name", "'public' is not a valid schema name"),
-    "schema-information-schema": ({"schema_name": "information_schema"}, "schema_name",
-                                  "'information_schema' is not a valid schema name"),
+    "schema-information-schema": (
+        {"schema_name": "information_schema"},
+        "schema_name",
+        "'information_schema' is not a valid schema name",
+    ),
     "schema-pg-prefix": ({"schema_name": "pg_x"}, "schema_name", "'pg_x' is not a valid schema name"),
     "schema-spare-prefix": ({"schema_name": "spare_x"}, "schema_name", "'spare_x' is not a valid schema name"),
     "schema-too-long": ({"schema_name": "s" * 49}, "schema_name", "is not a valid schema name"),
     "invalid-domain": ({"domain": "not a host"}, "domain", "'not a host' is not a valid host name"),
-    "unknown-tier": ({"tier": "platinum"}, "tier",
-                     "unknown tier 'platinum'; choose one of free, starter, professional, enterprise"),
-    "bad-email": ({"admin_email": "gina-at-gamma"}, "admin_email",
-                  "'gina-at-gamma' is not a valid email address"),
-    "weak-password": ({"admin_password": "password"}, "admin_password",
-                      "admin password refused: This password is too common."),
-    "password-like-the-email": ({"admin_password": "gina@gamma.example"}, "admin_password",
-                                "admin password refused: The password is too similar to the"),
+    "unknown-tier": (
+        {"tier": "platinum"},
+        "tier",
+        "unknown tier 'platinum'; choose one of free, starter, professional, enterprise",
+    ),
+    "bad-email": ({"admin_email": "gina-at-gamma"}, "admin_email", "'gina-at-gamma' is not a valid email address"),
+    "weak-password": (
+        {"admin_password": "password"},
+        "admin_password",
+        "admin password refused: This password is too common.",
+    ),
+    "password-like-the-email": (
+        {"admin_password": "gina@gamma.example"},
+        "admin_password",
+        "admin password refused: The password is too similar to the",
+    ),
     "numeric-password": ({"admin_password": "4815162342"}, "admin_password", "This password is entirely numeric."),
     "empty-name": ({"name": "   "}, "name", "name must be 1-100 characters"),
     "name-too-long": ({"name": "x" * 101}, "name", "name must be 1-100 characters"),
@@ -54,8 +77,16 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str, str]] = {
 
 
 def _command_args(values: dict[str, Any]) -> list[str]:
-    args = ["--name", values["name"], "--domain", values["domain"], "--tier", values["tier"],
-            "--admin-email", values["admin_email"]]
+    args = [
+        "--name",
+        values["name"],
+        "--domain",
+        values["domain"],
+        "--tier",
+        values["tier"],
+        "--admin-email",
+        values["admin_email"],
+    ]
     if values["admin_password"] is not None:
         args += ["--admin-password", values["admin_password"]]
     if values["schema_name"] is not None:
@@ -65,7 +96,8 @@ def _command_args(values: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize(("change", "field", "message"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
 def test_bad_input_is_refused_with_a_clear_message_and_nothing_created(
-        db: None, change: dict[str, Any], field: str, message: str) -> None:
+    db: None, change: dict[str, Any], field: str, message: str
+) -> None:
     before, public_seq = footprint(), audit_head("public")
 
     with pytest.raises(ProvisioningError) as refused:
@@ -80,7 +112,8 @@ def test_bad_input_is_refused_with_a_clear_message_and_nothing_created(
 
 @pytest.mark.parametrize(("change", "field", "message"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
 def test_provision_tenant_command_refuses_bad_input_with_a_non_zero_exit(
-        db: None, change: dict[str, Any], field: str, message: str) -> None:
+    db: None, change: dict[str, Any], field: str, message: str
+) -> None:
     before = footprint()
 
     with pytest.raises(CommandError) as refused:
@@ -119,7 +152,8 @@ def immediate_constraints(db: None) -> None:
 
 @pytest.mark.parametrize("model", [User, Domain], ids=["admin-user", "domain"])
 def test_a_failure_after_claiming_a_spare_puts_it_back_and_leaves_nothing(
-        provision: Provision, model: type[Model]) -> None:
+    provision: Provision, model: type[Model]
+) -> None:
     oldest = Tenant.objects.filter(status=TenantStatus.SPARE).order_by("created_at", "pk").first()
     before, spares, public_seq = footprint(), spare_schemas(), audit_head("public")
 

@@ -14,8 +14,12 @@ class Command(OperatorCommand):
     help = "Top up the warm pool of spare, fully migrated schemas (beat also does this)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--size", type=int, default=None,
-                            help=f"target pool size (default VIGIL_SPARE_POOL_SIZE={settings.VIGIL_SPARE_POOL_SIZE})")
+        parser.add_argument(
+            "--size",
+            type=int,
+            default=None,
+            help=f"target pool size (default VIGIL_SPARE_POOL_SIZE={settings.VIGIL_SPARE_POOL_SIZE})",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["size"] is not None and opts["size"] < 0:

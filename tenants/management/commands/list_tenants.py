@@ -19,10 +19,19 @@ class Command(OperatorCommand):
         tenants = list(tenant_list().order_by("schema_name"))
         if opts["json"]:
             for t in tenants:
-                self.stdout.write(json.dumps({
-                    "schema": t.schema_name, "name": t.name, "tier": t.tier, "status": t.status,
-                    "domains": [d.domain for d in t.domains.all()], "created_at": t.created_at.isoformat(),
-                    "limits": tenant_limits(tenant=t).as_dict()}))
+                self.stdout.write(
+                    json.dumps(
+                        {
+                            "schema": t.schema_name,
+                            "name": t.name,
+                            "tier": t.tier,
+                            "status": t.status,
+                            "domains": [d.domain for d in t.domains.all()],
+                            "created_at": t.created_at.isoformat(),
+                            "limits": tenant_limits(tenant=t).as_dict(),
+                        }
+                    )
+                )
             return
         self.stdout.write(f"{'SCHEMA':<20} {'NAME':<24} {'TIER':<13} {'STATUS':<10} DOMAINS")
         for t in tenants:

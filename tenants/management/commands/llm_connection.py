@@ -31,8 +31,10 @@ def _seconds(value: str) -> float:
 
 
 class Command(OperatorCommand):
-    help = ("Operator-defined LLM connections: the endpoints tenants' agents may use, by name (audited). "
-            "Actions: add, set, list, show, remove, grant, revoke.")
+    help = (
+        "Operator-defined LLM connections: the endpoints tenants' agents may use, by name (audited). "
+        "Actions: add, set, list, show, remove, grant, revoke."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -55,8 +57,9 @@ class Command(OperatorCommand):
         change.add_argument("--timeout")
         scope = change.add_mutually_exclusive_group()
         scope.add_argument("--all-tenants", dest="available_to_all", action="store_true", default=None)
-        scope.add_argument("--chosen-tenants", dest="available_to_all", action="store_false",
-                           help="only the tenants granted it")
+        scope.add_argument(
+            "--chosen-tenants", dest="available_to_all", action="store_false", help="only the tenants granted it"
+        )
         state = change.add_mutually_exclusive_group()
         state.add_argument("--enable", dest="enabled", action="store_true", default=None)
         state.add_argument("--disable", dest="enabled", action="store_false")
@@ -80,17 +83,28 @@ class Command(OperatorCommand):
         actor = self.operator()
         if action == "add":
             conn = connections.llm_connection_create(
-                name=opts["name"], base_url=opts["base_url"], api_key_env=opts["key_env"],
+                name=opts["name"],
+                base_url=opts["base_url"],
+                api_key_env=opts["key_env"],
                 allowed_models=_models(opts["model"]) or [],
                 timeout_seconds=DEFAULT_TIMEOUT_SECONDS if opts["timeout"] is None else _seconds(opts["timeout"]),
-                available_to_all=opts["all_tenants"], enabled=not opts["disabled"], tenants=opts["tenant"],
-                actor=actor)
+                available_to_all=opts["all_tenants"],
+                enabled=not opts["disabled"],
+                tenants=opts["tenant"],
+                actor=actor,
+            )
             self.stdout.write(self.style.SUCCESS(f"{conn.name}: added ({_scope(conn)})"))
         elif action == "set":
             conn = connections.llm_connection_update(
-                name=opts["name"], actor=actor, base_url=opts["base_url"], api_key_env=opts["key_env"],
-                allowed_models=_models(opts["model"]), timeout_seconds=_timeout(opts["timeout"]),
-                available_to_all=opts["available_to_all"], enabled=opts["enabled"])
+                name=opts["name"],
+                actor=actor,
+                base_url=opts["base_url"],
+                api_key_env=opts["key_env"],
+                allowed_models=_models(opts["model"]),
+                timeout_seconds=_timeout(opts["timeout"]),
+                available_to_all=opts["available_to_all"],
+                enabled=opts["enabled"],
+            )
             self.stdout.write(self.style.SUCCESS(f"{conn.name}: updated ({_scope(conn)})"))
         elif action == "list":
             self._list(as_json=opts["json"])
@@ -113,8 +127,10 @@ class Command(OperatorCommand):
         self.stdout.write(f"{'NAME':<24} {'STATE':<9} {'KEY ENV':<24} {'AVAILABLE TO':<24} BASE URL / MODELS")
         for conn in found:
             state = "enabled" if conn.enabled else "disabled"
-            self.stdout.write(f"{conn.name:<24} {state:<9} {conn.api_key_env:<24} {_scope(conn):<24} "
-                              f"{conn.base_url} [{', '.join(conn.allowed_models)}]")
+            self.stdout.write(
+                f"{conn.name:<24} {state:<9} {conn.api_key_env:<24} {_scope(conn):<24} "
+                f"{conn.base_url} [{', '.join(conn.allowed_models)}]"
+            )
         self.stdout.write(f"{len(found)} connection(s)")
 
 
@@ -126,7 +142,13 @@ def _scope(conn: LLMConnection) -> str:
 
 
 def _as_dict(conn: LLMConnection) -> dict[str, Any]:
-    return {"name": conn.name, "base_url": conn.base_url, "api_key_env": conn.api_key_env,
-            "allowed_models": list(conn.allowed_models), "timeout_seconds": conn.timeout_seconds,
-            "available_to_all": conn.available_to_all, "tenants": sorted(t.schema_name for t in conn.tenants.all()),
-            "enabled": conn.enabled}
+    return {
+        "name": conn.name,
+        "base_url": conn.base_url,
+        "api_key_env": conn.api_key_env,
+        "allowed_models": list(conn.allowed_models),
+        "timeout_seconds": conn.timeout_seconds,
+        "available_to_all": conn.available_to_all,
+        "tenants": sorted(t.schema_name for t in conn.tenants.all()),
+        "enabled": conn.enabled,
+    }

@@ -12,8 +12,10 @@ from tenants.migration_runner import migrate_schemas_parallel, schemas_with_pend
 
 
 class Command(OperatorCommand):
-    help = ("Migrate the public schema, then every tenant and spare schema with pending migrations, "
-            "in parallel, with progress. Safe to re-run: finished schemas are skipped.")
+    help = (
+        "Migrate the public schema, then every tenant and spare schema with pending migrations, "
+        "in parallel, with progress. Safe to re-run: finished schemas are skipped."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--processes", type=int, default=min(4, os.cpu_count() or 1))

@@ -23,13 +23,22 @@ class Command(OperatorCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         request = provision_request_build(
-            name=opts["name"], domain=opts["domain"], tier=opts["tier"], admin_email=opts["admin_email"],
-            admin_password=opts["admin_password"], schema_name=opts["schema"], demo=opts["demo"])
+            name=opts["name"],
+            domain=opts["domain"],
+            tier=opts["tier"],
+            admin_email=opts["admin_email"],
+            admin_password=opts["admin_password"],
+            schema_name=opts["schema"],
+            demo=opts["demo"],
+        )
         result = tenant_provision(request=request, actor=self.operator())
         path = "warm pool" if result.from_pool else "migrations (pool was empty)"
-        self.stdout.write(self.style.SUCCESS(
-            f"Provisioned {result.tenant.name!r}: schema {result.tenant.schema_name}, domain {request.domain}, "
-            f"tier {result.tenant.tier} via {path} in {result.timings_ms['total']:.0f} ms"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Provisioned {result.tenant.name!r}: schema {result.tenant.schema_name}, domain {request.domain}, "
+                f"tier {result.tenant.tier} via {path} in {result.timings_ms['total']:.0f} ms"
+            )
+        )
         self.stdout.write(f"Admin: {result.admin_username}")
         for user in result.demo_users:
             self.stdout.write(f"Demo user: {user}")
