@@ -32,6 +32,25 @@ from tenants.models import Tenant
 from tenants.services import provision_request_build, spare_pool_fill, tenant_provision
 
 PASSWORD = "correct-horse-battery-9"
+
+# The cast, one for every test module. Session users: acme's admin alice and reviewer rita,
+# beta's admin bob, the operator otto (public schema). Created by the tests that need them:
+# acme's viewer vera and agent manager max.
+ALICE = "alice@acme.example"
+RITA = "rita@acme.example"
+BOB = "bob@beta.example"
+OTTO = "otto@vigil.example"
+VERA = "vera@acme.example"
+MAX = "max@acme.example"
+# What the cast sends to the agents.
+REFUND_TICKET = {
+    "text": "Please refund 25 EUR for order #AB1234, it arrived broken",
+    "customer_email": "dana@example.com",
+    "subject": "Broken parcel",
+}
+REFUND_ARGUMENTS = {"order_id": "AB1234", "amount": 25.0, "currency": "EUR"}
+BILLING_TICKET = {"text": "My invoice shows a double charge, please fix it", "customer_email": "dana@example.com"}
+CRASH_EVENT = {"service": "api", "kind": "crash", "message": "pod in crashloop"}
 SESSION_SPARES = 4
 
 # This process logs in as the owner role: it creates the test database, and its tests provision

@@ -39,18 +39,9 @@ from agents.tasks import advance_task
 from config.connection import connection
 from governance.models import AuditEvent
 from tenants.models import Tenant
-from tests.conftest import WorkerHandle
+from tests.conftest import BILLING_TICKET, WorkerHandle
 
 FINAL = frozenset({"verified", "escalated", "cancelled"})
-ALICE = "alice@acme.example"  # acme admin
-RITA = "rita@acme.example"  # acme reviewer
-REFUND_TICKET = {
-    "text": "Please refund 25 EUR for order #AB1234, it arrived broken",
-    "customer_email": "dana@example.com",
-    "subject": "Broken parcel",
-}
-BILLING_TICKET = {"text": "My invoice shows a double charge, please fix it", "customer_email": "dana@example.com"}
-REFUND_ARGUMENTS = {"order_id": "AB1234", "amount": 25.0, "currency": "EUR"}
 
 T = TypeVar("T")
 StartWorker = Callable[..., WorkerHandle]  # the worker_start fixture: (env=..., concurrency=...) -> handle

@@ -10,8 +10,9 @@ from agents.blueprints import BLUEPRINTS
 from agents.models import Agent, AgentConfigVersion, Task
 from governance.models import AuditEvent
 from tenants.models import Tenant
+from tests.conftest import ALICE, BILLING_TICKET
 
-from .test_api_support import ALICE, BILLING_TICKET, agent_make, audit_verbs, signed_in
+from .api_support import agent_make, audit_verbs, signed_in
 
 
 def _create(client: Client, **fields: Any) -> Any:

@@ -14,19 +14,9 @@ from agents.services import agent_update, task_submit
 from governance.models import AuditEvent
 from hitl.models import ApprovalRequest
 from tenants.models import Tenant
+from tests.conftest import ALICE, CRASH_EVENT, MAX, REFUND_TICKET, RITA
 
-from .test_api_support import (
-    ALICE,
-    CRASH_EVENT,
-    MAX,
-    REFUND_TICKET,
-    RITA,
-    agent_make,
-    approval_opened,
-    member_add,
-    signed_in,
-    task_drive,
-)
+from .api_support import agent_make, approval_opened, member_add, signed_in, task_drive
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ from agents.blueprints import BLUEPRINTS
 from agents.models import Tool
 from agents.tools import TOOLS
 from tenants.models import Tenant
+from tests.conftest import ALICE
 
-from .test_api_support import ALICE, signed_in
+from .api_support import signed_in
 
 
 def test_blueprint_list_describes_triage_resolution_and_ops_with_their_config_schema(

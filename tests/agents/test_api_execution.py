@@ -12,8 +12,9 @@ from agents.models import OutboxMessage, Task
 from config.connection import connection
 from hitl.models import ApprovalRequest
 from tenants.models import Tenant
+from tests.conftest import ALICE, BILLING_TICKET, REFUND_TICKET
 
-from .test_api_support import ALICE, BILLING_TICKET, REFUND_TICKET, token_for
+from .api_support import token_for
 
 pytestmark = pytest.mark.slow
 

@@ -10,19 +10,9 @@ from agents.models import Agent, Task
 from config.connection import connection
 from hitl.models import ApprovalRequest
 from tenants.models import Tenant
-from tests.conftest import PASSWORD
+from tests.conftest import ALICE, BILLING_TICKET, BOB, PASSWORD, REFUND_TICKET
 
-from .test_api_support import (
-    ALICE,
-    BILLING_TICKET,
-    BOB,
-    REFUND_TICKET,
-    agent_make,
-    approval_opened,
-    signed_in,
-    task_make,
-    token_for,
-)
+from .api_support import agent_make, approval_opened, signed_in, task_make, token_for
 
 
 @pytest.fixture

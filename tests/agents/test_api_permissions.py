@@ -11,21 +11,9 @@ from django.test import Client
 from agents.models import Agent, AgentConfigVersion, Task
 from config.connection import connection
 from tenants.models import Tenant
+from tests.conftest import ALICE, BILLING_TICKET, MAX, REFUND_TICKET, RITA, VERA
 
-from .test_api_support import (
-    ALICE,
-    BILLING_TICKET,
-    MAX,
-    REFUND_TICKET,
-    RITA,
-    VERA,
-    agent_make,
-    approval_opened,
-    member_add,
-    signed_in,
-    task_make,
-    token_for,
-)
+from .api_support import agent_make, approval_opened, member_add, signed_in, task_make, token_for
 
 NEW_AGENT = {"name": "front-desk", "blueprint": "triage"}
 

@@ -15,18 +15,9 @@ from agents.models import Task, TaskEvent
 from governance.models import AuditEvent
 from hitl.models import ApprovalRequest
 from tenants.models import Tenant
+from tests.conftest import ALICE, BILLING_TICKET, REFUND_TICKET, RITA
 
-from .test_api_support import (
-    ALICE,
-    BILLING_TICKET,
-    REFUND_TICKET,
-    RITA,
-    agent_make,
-    approval_opened,
-    signed_in,
-    task_drive,
-    task_make,
-)
+from .api_support import agent_make, approval_opened, signed_in, task_drive, task_make
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ from agents.models import Agent, AgentConfigVersion, Task, TaskEvent
 from config.connection import connection
 from governance.models import AuditEvent
 from tenants.models import Tenant
+from tests.conftest import ALICE, BILLING_TICKET
 
-from .test_api_support import ALICE, BILLING_TICKET, agent_make, signed_in
+from .api_support import agent_make, signed_in
 
 
 def _stored() -> tuple[int, int, int, int, int | None]:

@@ -24,12 +24,7 @@ from hitl.models import ApprovalRequest
 from hitl.services import approval_decide
 from tenants.models import Tenant
 from tests.agents.helpers_execution import (
-    ALICE,
-    BILLING_TICKET,
     FINAL,
-    REFUND_ARGUMENTS,
-    REFUND_TICKET,
-    RITA,
     audit_verbs,
     effect_keys,
     outbox_kinds,
@@ -43,7 +38,7 @@ from tests.agents.helpers_execution import (
     user,
     wait_for_state,
 )
-from tests.conftest import PASSWORD, WorkerHandle
+from tests.conftest import ALICE, BILLING_TICKET, PASSWORD, REFUND_ARGUMENTS, REFUND_TICKET, RITA, WorkerHandle
 
 
 def _awaiting_refund_approval() -> tuple[Task, ApprovalRequest]:

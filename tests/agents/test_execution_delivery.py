@@ -27,10 +27,7 @@ from config.connection import connection
 from hitl.models import ApprovalRequest
 from hitl.services import approval_decide
 from tests.agents.helpers_execution import (
-    ALICE,
     FINAL,
-    REFUND_ARGUMENTS,
-    REFUND_TICKET,
     STEP_STATEMENT,
     StartWorker,
     advance_here,
@@ -56,6 +53,7 @@ from tests.agents.helpers_execution import (
     worker_settings,
     worker_start,
 )
+from tests.conftest import ALICE, REFUND_ARGUMENTS, REFUND_TICKET
 
 __all__ = ["only_our_workers", "worker_settings", "worker_start"]  # fixtures used by the tests below
 

@@ -20,14 +20,8 @@ from agents.models import Task
 from agents.services import task_cancel, task_submit
 from agents.states import task_transition
 from governance.actors import Actor
-from tests.agents.helpers_execution import (
-    BILLING_TICKET,
-    REFUND_TICKET,
-    database_connect,
-    resolution_agent,
-    triage_agent,
-    use_tenant,
-)
+from tests.agents.helpers_execution import database_connect, resolution_agent, triage_agent, use_tenant
+from tests.conftest import BILLING_TICKET, REFUND_TICKET
 
 Event = dict[str, Any]
 

@@ -22,7 +22,6 @@ from governance.models import AuditEvent
 from tenants.connections import llm_connection_create
 from tenants.models import Tenant
 from tests.agents.helpers_execution import (
-    BILLING_TICKET,
     FINAL,
     STUB_USAGE,
     TRIAGE_OUTPUT,
@@ -38,6 +37,7 @@ from tests.agents.helpers_execution import (
     wait_for_state,
     worker_start,
 )
+from tests.conftest import BILLING_TICKET
 
 __all__ = ["only_our_workers", "worker_start"]  # fixtures used by the tests below
 

@@ -21,7 +21,6 @@ from governance.actors import Actor
 from governance.models import AuditEvent
 from tenants.connections import llm_connection_create
 from tests.agents.helpers_execution import (
-    BILLING_TICKET,
     FINAL,
     StartWorker,
     closed_port,
@@ -36,6 +35,7 @@ from tests.agents.helpers_execution import (
     wait_until,
     worker_start,
 )
+from tests.conftest import BILLING_TICKET
 
 __all__ = ["only_our_workers", "worker_start"]  # fixtures used by the tests below
 

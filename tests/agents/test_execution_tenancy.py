@@ -17,7 +17,6 @@ from governance.actors import Actor
 from tenants.models import Tenant
 from tenants.services import provision_request_build, spare_pool_fill, tenant_provision, tenant_resume, tenant_suspend
 from tests.agents.helpers_execution import (
-    BILLING_TICKET,
     FINAL,
     StartWorker,
     broker_purge,
@@ -36,7 +35,7 @@ from tests.agents.helpers_execution import (
     worker_settings,
     worker_start,
 )
-from tests.conftest import PASSWORD
+from tests.conftest import BILLING_TICKET, PASSWORD
 
 __all__ = ["only_our_workers", "worker_settings", "worker_start"]  # fixtures used by the tests below
 

@@ -23,8 +23,9 @@ from config.connection import connection
 from governance.models import AuditEvent
 from tenants.models import Tenant
 from tests.agents.helpers_execution import database_connect, triage_agent, unique, use_tenant, wait_until
+from tests.conftest import ALICE, BILLING_TICKET, BOB
 
-from .test_api_support import ALICE, BILLING_TICKET, BOB, agent_make, signed_in
+from .api_support import agent_make, signed_in
 
 OTHER_TICKET = {"text": "Where is my parcel? It was due on Monday", "customer_email": "dana@example.com"}
 

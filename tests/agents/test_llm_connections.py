@@ -30,7 +30,6 @@ from governance.models import AuditEvent
 from tenants.connections import llm_connection_create, llm_connection_update
 from tenants.models import LLMConnection, Tenant
 from tests.agents.helpers_execution import (
-    BILLING_TICKET,
     TRIAGE_OUTPUT,
     OpenAIStub,
     advance_here,
@@ -39,8 +38,9 @@ from tests.agents.helpers_execution import (
     triage_agent,
     use_tenant,
 )
+from tests.conftest import ALICE, BILLING_TICKET, BOB
 
-from .test_api_support import ALICE, BOB, signed_in
+from .api_support import signed_in
 
 KEY_ENV = "TEST_LLM_KEY"
 OPERATOR = Actor.operator("tester")

@@ -35,15 +35,8 @@ from governance.services import audit_append_params
 from hitl.models import ApprovalRequest
 from hitl.services import approval_decide
 from tenants.models import Tenant
-from tests.agents.helpers_execution import (
-    BILLING_TICKET,
-    REFUND_TICKET,
-    RITA,
-    advance_here,
-    resolution_agent,
-    triage_agent,
-    user,
-)
+from tests.agents.helpers_execution import advance_here, resolution_agent, triage_agent, user
+from tests.conftest import BILLING_TICKET, REFUND_TICKET, RITA
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 

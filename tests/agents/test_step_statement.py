@@ -17,13 +17,13 @@ from governance.models import AuditEvent
 from governance.verification import audit_chain_verify
 from tenants.models import Tenant
 from tests.agents.helpers_execution import (
-    BILLING_TICKET,
     advance_here,
     outbox_kinds,
     steps_of,
     triage_agent,
     triage_task_after_first_step,
 )
+from tests.conftest import BILLING_TICKET
 
 pytestmark = pytest.mark.django_db
 

@@ -22,8 +22,6 @@ from agents.models import Task
 from agents.selectors import tasks_overdue
 from agents.tasks import sweep_ack_deadlines
 from tests.agents.helpers_execution import (
-    ALICE,
-    BILLING_TICKET,
     FINAL,
     StartWorker,
     closed_port,
@@ -37,8 +35,9 @@ from tests.agents.helpers_execution import (
     worker_settings,
     worker_start,
 )
+from tests.conftest import ALICE, BILLING_TICKET
 
-from .test_api_support import token_for
+from .api_support import token_for
 
 __all__ = ["only_our_workers", "worker_settings", "worker_start"]  # fixtures used by the tests below
 

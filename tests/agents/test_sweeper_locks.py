@@ -25,14 +25,8 @@ from agents.services import agent_update, task_submit, tasks_resend_held
 from config.connection import connection
 from governance.actors import Actor
 from governance.services import audit_record
-from tests.agents.helpers_execution import (
-    BILLING_TICKET,
-    database_connect,
-    only_our_workers,
-    triage_agent,
-    use_tenant,
-    wait_until,
-)
+from tests.agents.helpers_execution import database_connect, only_our_workers, triage_agent, use_tenant, wait_until
+from tests.conftest import BILLING_TICKET
 
 __all__ = ["only_our_workers"]  # the fixture used by the tests below
 

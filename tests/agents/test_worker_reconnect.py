@@ -14,7 +14,6 @@ from agents.services import task_submit
 from config.connection import connection
 from tests.agents.helpers_execution import (
     AUDIT_INSERT,
-    BILLING_TICKET,
     FINAL,
     StartWorker,
     audit_trail_locked,
@@ -29,6 +28,7 @@ from tests.agents.helpers_execution import (
     wait_until,
     worker_start,
 )
+from tests.conftest import BILLING_TICKET
 
 __all__ = ["only_our_workers", "worker_start"]  # fixtures used by the tests below
 

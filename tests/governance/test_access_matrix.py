@@ -28,8 +28,8 @@ from governance.models import AuditEvent
 from governance.roles import user_roles_set
 from hitl.models import ApprovalRequest
 from tenants.models import Tenant
-from tests.agents.test_api_support import BILLING_TICKET, BOB, REFUND_TICKET, task_drive, token_for
-from tests.conftest import PASSWORD
+from tests.agents.api_support import task_drive, token_for
+from tests.conftest import BILLING_TICKET, BOB, PASSWORD, REFUND_TICKET
 
 ROLES = ("admin", "agent_manager", "reviewer", "viewer")
 ALL = frozenset(ROLES)

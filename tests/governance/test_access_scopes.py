@@ -16,7 +16,8 @@ from governance.models import AuditEvent
 from governance.roles import user_agent_scope_set
 from hitl.models import ApprovalRequest
 from tenants.models import Tenant
-from tests.agents.test_api_support import ALICE, MAX, REFUND_TICKET, RITA, VERA, approval_opened, member_add, signed_in
+from tests.agents.api_support import approval_opened, member_add, signed_in
+from tests.conftest import ALICE, MAX, REFUND_TICKET, RITA, VERA
 
 from .conftest import member_change_form
 

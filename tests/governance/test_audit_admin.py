@@ -8,10 +8,9 @@ from django.test import Client
 from config.connection import connection
 from governance.models import AuditEvent
 from tenants.models import Tenant
+from tests.conftest import ALICE
 
 from .conftest import chain_head, record
-
-ALICE = "alice@acme.example"
 
 
 def _as_alice(client: Client, acme: Tenant) -> AuditEvent:

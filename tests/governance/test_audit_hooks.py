@@ -10,12 +10,10 @@ from django.test import Client
 from config.connection import connection
 from governance.models import AuditEvent
 from tenants.models import Tenant
-from tests.conftest import PASSWORD
+from tests.conftest import ALICE, PASSWORD, RITA
 
 from .conftest import chain_head, events_after, member_change_form
 
-ALICE = "alice@acme.example"
-RITA = "rita@acme.example"
 WRONG_PASSWORD = "not-the-password-7351"
 
 

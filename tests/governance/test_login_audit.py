@@ -13,11 +13,10 @@ from django.test import Client
 from config.connection import connection
 from governance.receivers import LOGIN_BURST_THRESHOLD, LOGIN_FAILURE_WINDOW_SECONDS, _counters, login_failures_count
 from tenants.models import Tenant
-from tests.conftest import PASSWORD
+from tests.conftest import ALICE, PASSWORD
 
 from .conftest import chain_head, events_after
 
-ALICE = "alice@acme.example"
 WRONG_PASSWORD = "not-the-password-7351"
 
 

@@ -14,12 +14,10 @@ from governance.access import agent_grants_held
 from governance.models import AuditEvent
 from governance.roles import user_agent_scope_set
 from tenants.models import Tenant
-from tests.conftest import PASSWORD
+from tests.conftest import ALICE, PASSWORD, RITA
 
 from .conftest import chain_head, events_after, member_change_form
 
-ALICE = "alice@acme.example"
-RITA = "rita@acme.example"
 CAROL = "carol@acme.example"
 
 

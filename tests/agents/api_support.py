@@ -19,17 +19,7 @@ from config.connection import connection
 from governance.models import AuditEvent
 from hitl.models import ApprovalRequest
 from tenants.models import Tenant
-from tests.conftest import PASSWORD
-
-ALICE = "alice@acme.example"  # acme admin
-RITA = "rita@acme.example"  # acme reviewer
-BOB = "bob@beta.example"  # beta admin
-VERA = "vera@acme.example"  # acme viewer, created by the tests that need her
-MAX = "max@acme.example"  # acme agent_manager, created by the tests that need him
-
-REFUND_TICKET = {"text": "Please refund 25 EUR for order #AB1234, it arrived broken"}
-CRASH_EVENT = {"service": "api", "kind": "crash", "message": "pod in crashloop"}
-BILLING_TICKET = {"text": "My invoice shows a double charge, please fix it", "customer_email": "dana@example.com"}
+from tests.conftest import BILLING_TICKET, PASSWORD
 
 
 def member_add(tenant: Tenant, username: str, role: str) -> User:
