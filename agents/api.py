@@ -63,7 +63,9 @@ class ToolOut(serializers.ModelSerializer):
 
 
 class AgentOut(serializers.ModelSerializer):
-    tools = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    tools: serializers.SlugRelatedField[Tool] = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True
+    )
 
     class Meta:
         model = Agent
@@ -124,7 +126,7 @@ class EventOut(serializers.ModelSerializer):
 
 
 class TaskOut(serializers.ModelSerializer):
-    agent = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    agent: serializers.SlugRelatedField[Agent] = serializers.SlugRelatedField(slug_field="name", read_only=True)
     url = serializers.SerializerMethodField()
 
     class Meta:

@@ -160,11 +160,12 @@ def triage_text(text: str) -> dict[str, Any]:
     )
     order = ORDER_RE.search(text)
     amount = AMOUNT_RE.search(text)
+    email = EMAIL_RE.search(text)
     metadata: dict[str, Any] = {
         "order_id": order.group(1).upper() if order else None,
         "amount": None,
         "currency": None,
-        "email": (EMAIL_RE.search(text).group(0) if EMAIL_RE.search(text) else None),
+        "email": email.group(0) if email else None,
         "sentiment": "negative" if negative else "neutral",
         "wants_refund": any(w in lowered for w in ("refund", "money back", "reimburse")),
     }

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -102,7 +102,7 @@ def tools_sync() -> int:
     return len(TOOLS)
 
 
-def _user_actor(user: AbstractBaseUser | None) -> Actor:
+def _user_actor(user: User | AnonymousUser | None) -> Actor:
     return Actor.for_user(user) if user is not None else Actor.system("api")
 
 
@@ -153,13 +153,13 @@ def _snapshot(agent: Agent) -> dict[str, Any]:
     return {f: getattr(agent, f) for f in VERSIONED_FIELDS}
 
 
-def _version_record(agent: Agent, *, user: AbstractBaseUser | None, reason: str, before: dict[str, Any]) -> None:
+def _version_record(agent: Agent, *, user: User | AnonymousUser | None, reason: str, before: dict[str, Any]) -> None:
     after = _snapshot(agent)
     diff = {k: {"from": before.get(k), "to": after[k]} for k in VERSIONED_FIELDS if before.get(k) != after[k]}
     AgentConfigVersion.objects.create(
         agent=agent,
         version=agent.version,
-        author=user if user is not None and user.is_authenticated else None,
+        author=user if isinstance(user, User) else None,
         author_label=_user_actor(user).label,
         reason=reason[:500],
         diff=diff,
@@ -178,7 +178,7 @@ def agent_create(
     automation_level: str = AutomationLevel.SEMI_AUTO,
     tools: list[str] | None = None,
     description: str = "",
-    user: AbstractBaseUser | None = None,
+    user: User | AnonymousUser | None = None,
 ) -> Agent:
     """Create an agent with validated config (version 1) and its tool grants (default: the
     blueprint's tools). Raises InvalidAgentConfig with field errors."""
@@ -205,7 +205,7 @@ def agent_create_within(
     automation_level: str = AutomationLevel.SEMI_AUTO,
     tools: list[str] | None = None,
     description: str = "",
-    user: AbstractBaseUser | None = None,
+    user: User | AnonymousUser | None = None,
 ) -> Agent:
     """``agent_create`` inside the caller's transaction, for code that makes the agent part of
     a change of its own: a tenant's demo content while it is provisioned, the admin's form
@@ -264,14 +264,14 @@ def agent_get(*, agent_id: int | None = None, name: str | None = None, lock: boo
 
 
 @transaction.atomic(durable=True)
-def agent_update(*, agent_id: int, user: AbstractBaseUser | None, reason: str = "", **changes: Any) -> Agent:
+def agent_update(*, agent_id: int, user: User | AnonymousUser | None, reason: str = "", **changes: Any) -> Agent:
     """Change an agent's versioned settings (config, model_settings, privilege_ceiling,
     automation_level) and/or description: each versioned change is a new version with its
     author, reason and diff. Workers read the new config at their next step."""
     return agent_update_within(agent_id=agent_id, user=user, reason=reason, **changes)
 
 
-def agent_update_within(*, agent_id: int, user: AbstractBaseUser | None, reason: str = "", **changes: Any) -> Agent:
+def agent_update_within(*, agent_id: int, user: User | AnonymousUser | None, reason: str = "", **changes: Any) -> Agent:
     """``agent_update`` inside the caller's transaction (the admin's form, a rollback)."""
     unknown = set(changes) - set(VERSIONED_FIELDS) - {"description"}
     if unknown:
@@ -307,7 +307,7 @@ def agent_update_within(*, agent_id: int, user: AbstractBaseUser | None, reason:
 
 
 @transaction.atomic(durable=True)
-def agent_rollback(*, agent_id: int, version: int, user: AbstractBaseUser | None, reason: str = "") -> Agent:
+def agent_rollback(*, agent_id: int, version: int, user: User | AnonymousUser | None, reason: str = "") -> Agent:
     """Restore the settings of an earlier version, as a new version."""
     agent = agent_get(agent_id=agent_id, lock=True)
     try:
@@ -325,12 +325,12 @@ def agent_rollback(*, agent_id: int, version: int, user: AbstractBaseUser | None
 
 
 @transaction.atomic(durable=True)
-def agent_tools_set(*, agent_id: int, tools: list[str], user: AbstractBaseUser | None) -> Agent:
+def agent_tools_set(*, agent_id: int, tools: list[str], user: User | AnonymousUser | None) -> Agent:
     """Replace the tools an agent may use (audited)."""
     return agent_tools_set_within(agent_id=agent_id, tools=tools, user=user)
 
 
-def agent_tools_set_within(*, agent_id: int, tools: list[str], user: AbstractBaseUser | None) -> Agent:
+def agent_tools_set_within(*, agent_id: int, tools: list[str], user: User | AnonymousUser | None) -> Agent:
     """``agent_tools_set`` inside the caller's transaction (the admin's form)."""
     agent = agent_get(agent_id=agent_id, lock=True)
     granted = _tools_for(tools, agent.blueprint)
@@ -347,7 +347,7 @@ def agent_tools_set_within(*, agent_id: int, tools: list[str], user: AbstractBas
 
 
 @transaction.atomic(durable=True)
-def agent_status_set(*, agent_id: int, status: str, user: AbstractBaseUser | None) -> Agent:
+def agent_status_set(*, agent_id: int, status: str, user: User | AnonymousUser | None) -> Agent:
     """Pause (running tasks stop at their next step boundary) or enable an agent; enabling
     re-sends the agent's held tasks."""
     if status not in AgentStatus.values:
@@ -374,7 +374,7 @@ def task_submit(
     agent_id: int | None = None,
     input: Any,
     priority: int = TaskPriority.MEDIUM,
-    user: AbstractBaseUser | None = None,
+    user: User | AnonymousUser | None = None,
     idempotency_key: str | None = None,
 ) -> Task:
     """Queue a task for an agent and send its first message after commit. Raises
@@ -409,7 +409,7 @@ def task_submit(
                 agent_version=agent.version,
                 correlation_id=get_correlation_id(),
                 idempotency_key=idempotency_key,
-                created_by=user if user is not None and user.is_authenticated else None,
+                created_by=user if isinstance(user, User) else None,
             )
     except IntegrityError:
         winner = Task.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
@@ -475,7 +475,7 @@ def _approvals_close(task: Task) -> None:
 
 
 @transaction.atomic(durable=True)
-def task_cancel(*, task_id: int, user: AbstractBaseUser | None, reason: str = "") -> Task:
+def task_cancel(*, task_id: int, user: User | AnonymousUser | None, reason: str = "") -> Task:
     """Cancel a task in any non-final state; in-flight messages become stale and pending
     approvals are closed. Raises IllegalTransition (409) from a final state."""
     task = task_get(task_id=task_id, lock=True)
@@ -488,7 +488,7 @@ def task_cancel(*, task_id: int, user: AbstractBaseUser | None, reason: str = ""
 
 
 @transaction.atomic(durable=True)
-def task_escalate(*, task_id: int, user: AbstractBaseUser | None, reason: str) -> Task:
+def task_escalate(*, task_id: int, user: User | AnonymousUser | None, reason: str) -> Task:
     """Hand a task to humans now (F-HITL-5)."""
     task = task_get(task_id=task_id, lock=True)
     task.attempt += 1
@@ -501,7 +501,7 @@ def task_escalate(*, task_id: int, user: AbstractBaseUser | None, reason: str) -
 
 
 @transaction.atomic(durable=True)
-def task_override(*, task_id: int, user: AbstractBaseUser | None, output: Any, reason: str = "") -> Task:
+def task_override(*, task_id: int, user: User | AnonymousUser | None, output: Any, reason: str = "") -> Task:
     """A reviewer completes an escalated task with the output they decide."""
     if not isinstance(output, dict):
         raise InvalidAgentConfig("output must be a JSON object", fields={"output": "must be a JSON object"})
@@ -513,7 +513,7 @@ def task_override(*, task_id: int, user: AbstractBaseUser | None, output: Any, r
 
 
 @transaction.atomic(durable=True)
-def task_retry(*, task_id: int, user: AbstractBaseUser | None) -> Task:
+def task_retry(*, task_id: int, user: User | AnonymousUser | None) -> Task:
     """Send an escalated task back to the workers with a fresh retry budget."""
     task = task_get(task_id=task_id, lock=True)
     actor = _user_actor(user)
@@ -528,7 +528,7 @@ def task_retry(*, task_id: int, user: AbstractBaseUser | None) -> Task:
 
 
 @transaction.atomic
-def task_resume(*, task_id: int, step_index: int, user: AbstractBaseUser | None, reason: str) -> Task:
+def task_resume(*, task_id: int, step_index: int, user: User | AnonymousUser | None, reason: str) -> Task:
     """Send a task that waits for a decision at step ``step_index`` back to the workers, inside
     the caller's transaction (hitl.services.approval_decide, which records the decision): one
     statement moves it to in_progress with a new lease (attempt and deadline) and writes the

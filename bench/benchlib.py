@@ -10,6 +10,7 @@ import statistics
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB_RE = re.compile(r"^vigil_bench[a-z0-9_]{0,40}$")
@@ -76,7 +77,7 @@ class BenchDatabase:
         self.conn = psycopg.connect(libpq_url(maint_url), autocommit=True)
         deadline = time.monotonic() + wait_s
         told = False
-        while not self.conn.execute("SELECT pg_try_advisory_lock(%s)", [BENCH_LOCK]).fetchone()[0]:
+        while not self._scalar("SELECT pg_try_advisory_lock(%s)", [BENCH_LOCK]):
             if time.monotonic() > deadline:
                 self.conn.close()
                 raise SystemExit(f"another benchmark held the server for {wait_s:.0f} s; try again later")
@@ -84,6 +85,12 @@ class BenchDatabase:
                 say("another benchmark (bench/provision.py or bench/steps.py) is running on this server; waiting ...")
                 told = True
             time.sleep(1)
+
+    def _scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        """The first column of the one row ``sql`` returns."""
+        row = self.conn.execute(sql, params).fetchone()
+        assert row is not None, sql
+        return row[0]
 
     def settings(self) -> dict[str, str]:
         names = (
@@ -94,7 +101,7 @@ class BenchDatabase:
             "shared_buffers",
             "max_connections",
         )
-        return {n: self.conn.execute(f"SHOW {n}").fetchone()[0] for n in names}
+        return {n: self._scalar(f"SHOW {n}") for n in names}
 
     def backends(self, exclude: int | None = None) -> list[int]:
         """PIDs of the client backends connected to the bench database, except ``exclude``."""

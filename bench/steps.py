@@ -666,7 +666,9 @@ class Runs:
             lambda: self.redis.exists(f"{key}:done") > 0, what=f"{n} no-op tasks", worker=self.worker, timeout=timeout
         )
         cpu = meter.stop()
-        seconds = float(self.redis.get(f"{key}:done")) - t0
+        done = self.redis.get(f"{key}:done")
+        assert done is not None
+        seconds = float(done) - t0
         self.redis.delete(key, f"{key}:done")
         return {"n": n, "seconds": seconds, "per_s": n / seconds, "send_s": sent, **cpu}
 
@@ -687,7 +689,9 @@ class Runs:
             timeout=timeout,
         )
         cpu = meter.stop()
-        seconds = float(self.redis.get(f"{key}:done")) - t0
+        done = self.redis.get(f"{key}:done")
+        assert done is not None
+        seconds = float(done) - t0
         self.redis.delete(key, f"{key}:done")
         return {"n": total, "seconds": seconds, "per_s": total / seconds, **cpu}
 
@@ -809,6 +813,7 @@ class Runs:
             task = Task.objects.get(pk=tid)
             resume.append((step.created_at.timestamp() - t_ret) * 1000)
             decide.append((t_ret - t_call) * 1000)
+            assert task.finished_at is not None
             finish.append((task.finished_at.timestamp() - t_ret) * 1000)
         return {"resume_ms": resume, "decide_ms": decide, "finish_ms": finish}
 

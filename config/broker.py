@@ -25,7 +25,7 @@ class Channel(redis.Channel):
             yield client
             return
         if self._shared_client is None:
-            self._shared_client = self._create_client()
+            self._shared_client = self._create_client()  # type: ignore[attr-defined]  # private; not in the stubs
         yield self._shared_client
 
 

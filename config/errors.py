@@ -41,8 +41,8 @@ _UNAVAILABLE_SQLSTATES = {"53300", "57P01", "57P02", "57P03"}
 class VigilError(Exception):
     """A refusal the caller can act on. ``code`` is stable; ``status`` is the HTTP status."""
 
-    code = "vigil_error"
-    status = http.HTTP_400_BAD_REQUEST
+    code: str = "vigil_error"
+    status: int = http.HTTP_400_BAD_REQUEST
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)

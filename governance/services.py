@@ -91,5 +91,8 @@ def audit_record(
     # needs no transaction or savepoint of its own.
     with prepared_cursor() as cursor:
         cursor.execute(f"SELECT seq, hash FROM {AUDIT_APPEND_CALL}", params)
-        seq, digest = cursor.fetchone()
+        row = cursor.fetchone()
+    if row is None:  # the function returns exactly one row or raises
+        raise RuntimeError("the audit append returned no row")
+    seq, digest = row
     return AppendedEvent(seq=seq, hash=digest, schema=connection.schema_name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,7 +31,7 @@ from hitl.models import ApprovalRequest, ApprovalStatus
 APPROVE, REJECT = "approve", "reject"
 
 
-def approval_refusal(*, approval: ApprovalRequest, user: AbstractBaseUser) -> Refusal | None:
+def approval_refusal(*, approval: ApprovalRequest, user: User | AnonymousUser) -> Refusal | None:
     """Why ``user`` may not decide ``approval`` (None when they may): governance.access's
     rules, given this request's agent, its task's requester and the agent's latest config author."""
     task = approval.task
@@ -53,7 +53,7 @@ def approval_refusal(*, approval: ApprovalRequest, user: AbstractBaseUser) -> Re
 
 @transaction.atomic(durable=True)
 def approval_decide(
-    *, approval_id: int, user: AbstractBaseUser, verdict: str, note: str = "", seen_hash: str | None = None
+    *, approval_id: int, user: User | AnonymousUser, verdict: str, note: str = "", seen_hash: str | None = None
 ) -> ApprovalRequest:
     """Approve or reject a pending request, once. The decider is the authenticated ``user``.
 
@@ -105,7 +105,8 @@ def approval_decide(
             task_state=exc.extra["state"],
         ) from None
     request.status = decided
-    request.decided_by = user
+    # Only an authenticated user gets past the access check above.
+    request.decided_by = user if isinstance(user, User) else None
     request.decided_at = timezone.now()
     request.decision_note = note[:1000]
     request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
@@ -20,11 +21,14 @@ class TenantStatus(models.TextChoices):
 
 
 class Tenant(TenantMixin):
-    name = models.CharField(max_length=100)
-    tier = models.CharField(max_length=20, choices=Tier.choices, default=Tier.FREE)
-    status = models.CharField(max_length=20, choices=TenantStatus.choices, default=TenantStatus.ACTIVE, db_index=True)
-    limit_overrides = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    # Annotated: django-tenants is untyped, so the type checker cannot infer fields of its models.
+    name: models.CharField[str, str] = models.CharField(max_length=100)
+    tier: models.CharField[str, str] = models.CharField(max_length=20, choices=Tier.choices, default=Tier.FREE)
+    status: models.CharField[str, str] = models.CharField(
+        max_length=20, choices=TenantStatus.choices, default=TenantStatus.ACTIVE, db_index=True
+    )
+    limit_overrides: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
 
     # Schemas are created and dropped by tenants.services, never implicitly by save().
     auto_create_schema = False

@@ -24,6 +24,7 @@ from typing import Any, cast
 from urllib.parse import quote
 
 import pytest
+import pytest_django
 from django.conf import settings as django_settings
 from django.test import Client
 
@@ -61,7 +62,7 @@ cast("dict[str, Any]", django_settings.DATABASES["default"]).update(django_setti
 
 @pytest.fixture(scope="session")
 def django_db_setup(
-    request: pytest.FixtureRequest, django_test_environment: None, django_db_blocker: pytest.FixtureRequest
+    request: pytest.FixtureRequest, django_test_environment: None, django_db_blocker: pytest_django.DjangoDbBlocker
 ) -> Iterator[None]:
     """Create the test database for every session, whatever the tests' markers say:
     execution tests commit real rows for worker processes without pytest-django's db marker."""
@@ -70,7 +71,8 @@ def django_db_setup(
 
     verbosity = request.config.option.verbose
     with django_db_blocker.unblock():
-        db_cfg = setup_databases(verbosity=verbosity, interactive=False, aliases={"default"})
+        # Django takes any collection of aliases (its own runner passes a set); the stubs say Mapping.
+        db_cfg = setup_databases(verbosity=verbosity, interactive=False, aliases={"default"})  # type: ignore[arg-type]
         spare_pool_fill(size=SESSION_SPARES)
         for name, domain, admin in (
             ("Acme", "acme.localhost", "alice@acme.example"),
@@ -251,7 +253,7 @@ def celery_env(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) 
 
     broker = _session_redis_url()
     redis.Redis.from_url(broker).flushdb()
-    app.conf.broker_url = broker
+    app.conf["broker_url"] = broker  # what attribute assignment does; the stubs type the attribute read-only
     return {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -276,7 +278,7 @@ def celery_worker(celery_env: dict[str, str], tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture
-def committed(django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+def committed(django_db_blocker: pytest_django.DjangoDbBlocker) -> Iterator[None]:
     """For tests whose data a worker process must see: no wrapping transaction, every service
     call commits. Use unique names: committed rows stay until the session ends."""
     with django_db_blocker.unblock():

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psycopg
 import pytest
@@ -48,7 +48,9 @@ StartWorker = Callable[..., WorkerHandle]  # the worker_start fixture: (env=...,
 
 
 # ------------------------------------------------------------------------------ waiting
-def wait_until(check: Callable[[], T], *, timeout: float = 20, what: str = "the condition") -> T:
+def wait_until(
+    check: Callable[[], T | Literal[False] | None], *, timeout: float = 20, what: str = "the condition"
+) -> T:
     """Poll ``check`` every 50 ms until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

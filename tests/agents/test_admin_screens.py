@@ -12,6 +12,7 @@ from agents.models import Agent, AgentConfigVersion, Task
 from agents.services import agent_create, agent_update, task_submit
 from governance.models import AuditEvent
 from hitl.models import ApprovalRequest
+from tenants.models import Tenant
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +20,7 @@ NO_INLINE_FORMS = {"versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0"}
 
 
 @pytest.fixture
-def alice(in_acme, acme_client: Client) -> Client:
+def alice(in_acme: Tenant, acme_client: Client) -> Client:
     assert acme_client.login(username="alice@acme.example", password=PASSWORD)
     return acme_client
 
@@ -33,7 +34,9 @@ def _run_until(task: Task, state: str) -> Task:
     raise AssertionError(f"task stayed {task.state}")
 
 
-def test_admin_shows_config_validation_errors_on_the_agent_form_and_saves_nothing(alice: Client, in_acme) -> None:
+def test_admin_shows_config_validation_errors_on_the_agent_form_and_saves_nothing(
+    alice: Client, in_acme: Tenant
+) -> None:
     response = alice.post(
         "/admin/agents/agent/add/",
         {
@@ -51,7 +54,7 @@ def test_admin_shows_config_validation_errors_on_the_agent_form_and_saves_nothin
     assert not Agent.objects.filter(name="bad-config").exists()
 
 
-def test_admin_creates_an_agent_through_the_service_with_version_one(alice: Client, in_acme) -> None:
+def test_admin_creates_an_agent_through_the_service_with_version_one(alice: Client, in_acme: Tenant) -> None:
     response = alice.post(
         "/admin/agents/agent/add/",
         {
@@ -72,7 +75,7 @@ def test_admin_creates_an_agent_through_the_service_with_version_one(alice: Clie
     assert set(agent.tools.values_list("name", flat=True)) == {"send_reply", "escalate_to_human"}
 
 
-def test_admin_change_makes_a_new_version_and_rollback_restores_the_old_config(alice: Client, in_acme) -> None:
+def test_admin_change_makes_a_new_version_and_rollback_restores_the_old_config(alice: Client, in_acme: Tenant) -> None:
     agent = agent_create(name="versioned", blueprint="triage", config={"confidence_threshold": 0.5})
     page = alice.get(f"/admin/agents/agent/{agent.pk}/change/")
     assert page.status_code == 200
@@ -102,7 +105,7 @@ def test_admin_change_makes_a_new_version_and_rollback_restores_the_old_config(a
     assert agent.versions.get(version=3).reason == "rollback to v1"
 
 
-def test_admin_run_view_queues_a_task_and_the_task_page_shows_its_steps(alice: Client, in_acme) -> None:
+def test_admin_run_view_queues_a_task_and_the_task_page_shows_its_steps(alice: Client, in_acme: Tenant) -> None:
     agent = agent_create(name="runner", blueprint="triage")
     assert alice.get(f"/admin/agents/agent/{agent.pk}/run/").status_code == 200
     response = alice.post(
@@ -117,7 +120,7 @@ def test_admin_run_view_queues_a_task_and_the_task_page_shows_its_steps(alice: C
     assert "classify" in page and "send_reply" in page and "verified" in page
 
 
-def test_admin_run_view_names_invalid_json_and_creates_no_task(alice: Client, in_acme) -> None:
+def test_admin_run_view_names_invalid_json_and_creates_no_task(alice: Client, in_acme: Tenant) -> None:
     agent = agent_create(name="runner2", blueprint="triage")
     response = alice.post(f"/admin/agents/agent/{agent.pk}/run/", {"input": "{not json", "priority": 2})
     assert response.status_code == 200
@@ -125,7 +128,7 @@ def test_admin_run_view_names_invalid_json_and_creates_no_task(alice: Client, in
     assert not Task.objects.filter(agent=agent).exists()
 
 
-def test_admin_approves_a_refund_and_the_task_resumes_at_that_action(alice: Client, in_acme) -> None:
+def test_admin_approves_a_refund_and_the_task_resumes_at_that_action(alice: Client, in_acme: Tenant) -> None:
     agent = agent_create(name="refunder", blueprint="resolution", privilege_ceiling=3)
     task = task_submit(agent_name=agent.name, input={"text": "Please refund 25 EUR for order #AB1234, it broke"})
     _run_until(task, "awaiting_approval")
@@ -140,6 +143,7 @@ def test_admin_approves_a_refund_and_the_task_resumes_at_that_action(alice: Clie
     )
     assert response.status_code == 302
     approval.refresh_from_db()
+    assert approval.decided_by is not None
     assert approval.status == "approved" and approval.decided_by.username == "alice@acme.example"
     done = _run_until(task, "verified")
     assert [s.action for s in done.steps.order_by("index")] == ["classify", "draft", "issue_refund", "send_reply"]
@@ -147,7 +151,7 @@ def test_admin_approves_a_refund_and_the_task_resumes_at_that_action(alice: Clie
     assert "refund" in outbox and f"approval:{approval.pk}" in outbox
 
 
-def test_viewer_cannot_run_agents_from_the_admin(in_acme, acme_client: Client) -> None:
+def test_viewer_cannot_run_agents_from_the_admin(in_acme: Tenant, acme_client: Client) -> None:
     from django.contrib.auth.models import Group, User
 
     viewer = User.objects.create_user("val@acme.example", password=PASSWORD, is_staff=True)
@@ -161,7 +165,7 @@ def test_viewer_cannot_run_agents_from_the_admin(in_acme, acme_client: Client) -
 
 
 def test_only_a_reviewer_or_admin_reaches_the_decision_page_and_a_viewer_cannot_decide(
-    in_acme, acme_client: Client
+    in_acme: Tenant, acme_client: Client
 ) -> None:
     from django.contrib.auth.models import Group, User
 
@@ -200,7 +204,9 @@ def _undecided(approval: ApprovalRequest) -> None:
     ).exists()
 
 
-def test_the_admin_who_ran_a_task_is_refused_its_decision_page_with_the_rule_named(alice: Client, in_acme) -> None:
+def test_the_admin_who_ran_a_task_is_refused_its_decision_page_with_the_rule_named(
+    alice: Client, in_acme: Tenant
+) -> None:
     approval = _refund_waiting("self-refunder", requester=User.objects.get(username="alice@acme.example"))
     decide = f"/admin/hitl/approvalrequest/{approval.pk}/decide/"
     assert decide not in alice.get(f"/admin/hitl/approvalrequest/{approval.pk}/change/").content.decode()
@@ -214,7 +220,7 @@ def test_the_admin_who_ran_a_task_is_refused_its_decision_page_with_the_rule_nam
 
 
 def test_the_latest_config_author_is_refused_the_decision_page_and_another_reviewer_decides(
-    alice: Client, in_acme, acme_client: Client
+    alice: Client, in_acme: Tenant, acme_client: Client
 ) -> None:
     approval = _refund_waiting("tuned-refunder")
     agent_update(
@@ -228,10 +234,11 @@ def test_the_latest_config_author_is_refused_the_decision_page_and_another_revie
     assert rita.login(username="rita@acme.example", password=PASSWORD)
     assert rita.post(decide, {"verdict": "approve", "action_hash": approval.action_hash}).status_code == 302
     approval.refresh_from_db()
+    assert approval.decided_by is not None
     assert (approval.status, approval.decided_by.username) == ("approved", "rita@acme.example")
 
 
-def test_approving_in_the_admin_without_the_action_hash_decides_nothing(alice: Client, in_acme) -> None:
+def test_approving_in_the_admin_without_the_action_hash_decides_nothing(alice: Client, in_acme: Tenant) -> None:
     approval = _refund_waiting("hashless-refunder")
     response = alice.post(f"/admin/hitl/approvalrequest/{approval.pk}/decide/", {"verdict": "approve"}, follow=True)
     assert "approving needs the action_hash" in response.content.decode()

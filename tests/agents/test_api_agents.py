@@ -45,6 +45,7 @@ def test_creating_an_agent_returns_201_records_version_1_and_grants_the_blueprin
     assert agent.pk == body["id"] and agent.description == "first line"
     assert sorted(agent.tools.values_list("name", flat=True)) == sorted(BLUEPRINTS["triage"].tools)
     (version,) = AgentConfigVersion.objects.filter(agent=agent)
+    assert version.author is not None
     assert (version.version, version.config, version.author.username, version.author_label, version.reason) == (
         1,
         {"confidence_threshold": 0.8},

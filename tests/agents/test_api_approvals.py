@@ -101,11 +101,14 @@ def test_a_reviewer_approves_a_refund_and_the_task_resumes(refund: ApprovalReque
     body = response.json()
     assert (body["status"], body["decided_by"], body["decision_note"]) == ("approved", RITA, "photos attached")
     refund.refresh_from_db()
+    assert refund.decided_by is not None
     assert (refund.status, refund.decided_by.username, refund.decision_note) == ("approved", RITA, "photos attached")
     assert refund.decided_at is not None
     task = Task.objects.get(pk=refund.task_id)
     assert (task.state, task.attempt, task.ack_deadline is not None) == ("in_progress", attempt + 1, True)
-    assert task.events.order_by("id").last().reason == f"approval {refund.pk} approved"
+    last = task.events.order_by("id").last()
+    assert last is not None
+    assert last.reason == f"approval {refund.pk} approved"
     event = AuditEvent.objects.get(verb="approval.approved", target_id=str(refund.pk))
     assert (event.actor_label, event.data["action_hash"]) == (RITA, refund.action_hash)
     assert rita.get("/api/v1/hitl/pending/").json()["count"] == 0
@@ -121,6 +124,7 @@ def test_the_approver_is_the_authenticated_user_whatever_the_body_says(
     assert response.status_code == 200
     assert response.json()["decided_by"] == RITA
     refund.refresh_from_db()
+    assert refund.decided_by is not None
     assert refund.decided_by.username == RITA
     assert AuditEvent.objects.get(verb="approval.approved", target_id=str(refund.pk)).actor_label == RITA
 
@@ -128,6 +132,7 @@ def test_the_approver_is_the_authenticated_user_whatever_the_body_says(
 def test_an_approved_refund_runs_once_when_the_task_advances(refund: ApprovalRequest, rita: Client) -> None:
     _decide(rita, refund, "approve")
     task = task_drive(Task.objects.get(pk=refund.task_id), {"verified", "escalated"})
+    assert task.output is not None
     assert task.state == "verified" and task.output["status"] == "resolved"
     step = Step.objects.get(task=task, action="issue_refund")
     assert (step.index, step.decision, step.arguments) == (refund.step_index, "approved", refund.arguments)
@@ -144,6 +149,7 @@ def test_a_second_decision_is_rejected_with_409(refund: ApprovalRequest, rita: C
     contrary = _decide(rita, refund, "reject")
     assert contrary.status_code == 409 and contrary.json()["code"] == "approval_already_decided"
     refund.refresh_from_db()
+    assert refund.decided_by is not None
     assert (refund.status, refund.decided_by.username, refund.decided_at) == ("approved", RITA, decided_at)
     assert (
         AuditEvent.objects.filter(
@@ -204,6 +210,7 @@ def test_an_admin_approves_a_restart(acme: Tenant, restart: ApprovalRequest, acm
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["decided_by"]) == ("approved", ALICE)
     restart.refresh_from_db()
+    assert restart.decided_by is not None
     assert (restart.status, restart.decided_by.username) == ("approved", ALICE)
     assert Task.objects.get(pk=restart.task_id).state == "in_progress"
 
@@ -230,6 +237,7 @@ def test_rejecting_needs_no_action_hash(refund: ApprovalRequest, rita: Client) -
     response = _decide(rita, refund, "reject", {"note": "no photos"})
     assert response.status_code == 200
     refund.refresh_from_db()
+    assert refund.decided_by is not None
     assert (refund.status, refund.decided_by.username) == ("rejected", RITA)
     event = AuditEvent.objects.get(verb="approval.rejected", target_id=str(refund.pk))
     assert (event.actor_label, event.data["note"]) == (RITA, "no photos")
@@ -251,6 +259,7 @@ def test_another_reviewer_approves_the_refund_of_a_task_the_admin_requested(acme
     response = _decide(rita, refund, "approve")
     assert response.status_code == 200
     refund.refresh_from_db()
+    assert refund.decided_by is not None
     assert (refund.status, refund.decided_by.username) == ("approved", RITA)
     assert AuditEvent.objects.get(verb="approval.approved", target_id=str(refund.pk)).actor_label == RITA
 
@@ -278,4 +287,5 @@ def test_an_earlier_config_author_may_decide_once_someone_else_changed_the_confi
     response = _decide(signed_in(acme_client, acme, ALICE), refund, "approve")
     assert response.status_code == 200
     refund.refresh_from_db()
+    assert refund.decided_by is not None
     assert (refund.status, refund.decided_by.username) == ("approved", ALICE)

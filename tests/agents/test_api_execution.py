@@ -4,6 +4,7 @@ finished task. These tests commit (the worker is another process), so names are 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -19,11 +20,11 @@ from .api_support import token_for
 pytestmark = pytest.mark.slow
 
 
-def _alice() -> dict[str, str]:
+def _alice() -> dict[str, Any]:
     return {"HTTP_AUTHORIZATION": f"Token {token_for(Client(HTTP_HOST='acme.localhost'), ALICE)}"}
 
 
-def _agent(auth: dict[str, str], blueprint: str, **fields: object) -> str:
+def _agent(auth: dict[str, Any], blueprint: str, **fields: object) -> str:
     name = f"api-{blueprint}-{uuid.uuid4().hex[:8]}"
     response = Client(HTTP_HOST="acme.localhost").post(
         "/api/v1/agents/", {"name": name, "blueprint": blueprint, **fields}, content_type="application/json", **auth
@@ -47,6 +48,7 @@ def test_execute_with_wait_returns_200_with_the_verified_task_from_a_real_worker
     assert body["events"][-1]["to_state"] == "verified"
     connection.set_tenant(Tenant.objects.get(schema_name="acme"))
     task = Task.objects.get(pk=body["id"])
+    assert task.created_by is not None
     assert (task.state, task.agent.name, task.created_by.username) == ("verified", name, ALICE)
     assert OutboxMessage.objects.filter(effect__task=task, kind="reply").count() == 1
 

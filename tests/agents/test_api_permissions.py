@@ -123,6 +123,7 @@ def test_a_reviewer_can_reject_a_pending_approval(acme: Tenant, rita: Client) ->
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["decided_by"]) == ("rejected", RITA)
     approval.refresh_from_db()
+    assert approval.decided_by is not None
     assert (approval.status, approval.decided_by.username, approval.decision_note) == (
         "rejected",
         RITA,
@@ -137,6 +138,7 @@ def test_an_agent_manager_creates_an_agent_with_a_token(acme_client: Client, max
     )
     assert response.status_code == 201
     version = AgentConfigVersion.objects.get(agent__name="front-desk")
+    assert version.author is not None
     assert (version.version, version.author.username) == (1, MAX)
 
 
@@ -150,6 +152,7 @@ def test_an_agent_manager_runs_an_agent(acme: Tenant, acme_client: Client, max_t
     )
     assert response.status_code == 202
     task = Task.objects.get(agent=agent)
+    assert task.created_by is not None
     assert (task.pk, task.created_by.username, task.state) == (response.json()["id"], MAX, "assigned")
 
 
@@ -164,7 +167,7 @@ def test_an_agent_manager_cannot_approve(acme: Tenant, acme_client: Client, max_
 
 def test_an_agent_manager_cannot_escalate_or_override_a_task(acme: Tenant, acme_client: Client, max_token: str) -> None:
     task = task_make(acme, agent_make(acme, "front-desk"))
-    auth = {"HTTP_AUTHORIZATION": f"Token {max_token}"}
+    auth: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Token {max_token}"}
     _refused(acme_client.post(f"/api/v1/tasks/{task.pk}/escalate/", **auth))
     _refused(
         acme_client.post(f"/api/v1/tasks/{task.pk}/override/", {"output": {}}, content_type="application/json", **auth)

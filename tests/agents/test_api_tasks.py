@@ -43,6 +43,7 @@ def test_execute_returns_202_with_the_tasks_url_when_no_worker_finishes_it_in_ti
     assert response["Location"] == f"/api/v1/tasks/{task.pk}/"
     assert body["url"] == f"http://acme.localhost/api/v1/tasks/{task.pk}/"
     assert (body["id"], body["state"], body["agent"], body["priority"]) == (task.pk, "assigned", "front-desk", 3)
+    assert task.created_by is not None
     assert (task.input, task.priority, task.created_by.username, task.agent_version) == (BILLING_TICKET, 3, ALICE, 1)
     assert list(task.events.values_list("from_state", "to_state")) == [("queued", "assigned")]
     assert AuditEvent.objects.filter(verb="task.submitted", target_id=str(task.pk), actor_label=ALICE).exists()
@@ -133,6 +134,7 @@ def test_cancelling_a_task_moves_it_to_cancelled(acme: Tenant, alice: Client) ->
     assert (task.state, task.attempt) == ("cancelled", 2)
     assert task.finished_at is not None
     last = task.events.order_by("id").last()
+    assert last is not None
     assert (last.from_state, last.to_state, last.actor) == ("assigned", "cancelled", f"user:{ALICE}")
 
 
@@ -167,7 +169,9 @@ def test_a_reviewer_escalates_a_task_to_humans(acme: Tenant, rita: Client) -> No
     assert (response.json()["state"], response.json()["last_error"]) == ("escalated", "VIP customer")
     task.refresh_from_db()
     assert (task.state, task.last_error, task.attempt) == ("escalated", "VIP customer", 2)
-    assert task.events.order_by("id").last().actor == f"user:{RITA}"
+    last = task.events.order_by("id").last()
+    assert last is not None
+    assert last.actor == f"user:{RITA}"
 
 
 def test_a_reviewer_overrides_an_escalated_task_with_their_output(acme: Tenant, rita: Client) -> None:
@@ -180,6 +184,7 @@ def test_a_reviewer_overrides_an_escalated_task_with_their_output(acme: Tenant, 
     task.refresh_from_db()
     assert (task.state, task.output) == ("completed", decided)
     last = task.events.order_by("id").last()
+    assert last is not None
     assert (last.from_state, last.to_state, last.reason) == ("escalated", "completed", "called the customer")
 
 

@@ -69,6 +69,7 @@ def test_resolution_agent_waits_for_approval_then_refunds_and_replies(
 
     done = wait_for_state(task.pk, FINAL)
     assert done.state == "verified"
+    assert done.output is not None
     assert done.output["status"] == "resolved"
     assert steps_of(done) == [
         ("classify", "record"),
@@ -78,6 +79,7 @@ def test_resolution_agent_waits_for_approval_then_refunds_and_replies(
     ]
     assert outbox_kinds(done) == ["refund", "reply"]
     request.refresh_from_db()
+    assert request.decided_by is not None
     assert (request.status, request.decided_by.username) == ("approved", ALICE)
     assert transitions_of(done) == [
         ("queued", "assigned"),
@@ -103,6 +105,7 @@ def test_a_rejected_refund_is_never_issued_and_the_customer_is_told(
 
     done = wait_for_state(task.pk, FINAL)
     assert done.state == "verified"
+    assert done.output is not None
     assert done.output["status"] == "escalated"
     assert steps_of(done) == [
         ("classify", "record"),
@@ -115,6 +118,7 @@ def test_a_rejected_refund_is_never_issued_and_the_customer_is_told(
     assert "cannot issue it automatically" in OutboxMessage.objects.get(effect__task=done).payload["body"]
     assert not Effect.objects.filter(idempotency_key=f"approval:{request.pk}").exists()
     request.refresh_from_db()
+    assert request.decided_by is not None
     assert (request.status, request.decided_by.username) == ("rejected", RITA)
 
 
@@ -243,6 +247,7 @@ def test_two_reviewers_approving_at_once_get_one_200_and_one_409(committed: None
     assert loser[1].json()["code"] == "approval_already_decided"
     assert winner[1].json()["decided_by"] == winner[0]
     request.refresh_from_db()
+    assert request.decided_by is not None
     assert (request.status, request.decided_by.username) == ("approved", winner[0])
     assert audit_verbs(target_type="approval", target_id=request.pk).count("approval.approved") == 1
     done = wait_for_state(task.pk, FINAL)

@@ -203,8 +203,10 @@ def test_a_paused_agents_task_is_held_not_swept_and_goes_on_when_the_agent_is_en
     probe = send_advance(task_id=task.pk, attempt=task.attempt)  # after the step's own message
 
     assert outcome(worker, probe) == "held"
+    ack_deadline = task.ack_deadline
+    assert ack_deadline is not None
     wait_until(
-        lambda: timezone.now() > task.ack_deadline,
+        lambda: timezone.now() > ack_deadline,
         timeout=settings.TASK_ACK_TIMEOUT_SECONDS + 5,
         what="the ack deadline to pass",
     )

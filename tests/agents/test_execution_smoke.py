@@ -7,6 +7,7 @@ from agents.models import OutboxMessage, Task
 from agents.services import agent_create, task_submit
 from config.connection import connection
 from tenants.models import Tenant
+from tests.conftest import WorkerHandle
 
 FINAL_STATES = {"verified", "escalated", "cancelled"}
 
@@ -21,7 +22,7 @@ def wait_for(task_id: int, states: set[str], timeout: float = 20) -> Task:
     raise AssertionError(f"task {task_id} stuck in {Task.objects.get(pk=task_id).state}")
 
 
-def test_triage_agent_classifies_and_replies_on_a_real_worker(committed, celery_worker) -> None:
+def test_triage_agent_classifies_and_replies_on_a_real_worker(committed: None, celery_worker: WorkerHandle) -> None:
     connection.set_tenant(Tenant.objects.get(schema_name="acme"))
     agent = agent_create(name=f"triage-{uuid.uuid4().hex[:6]}", blueprint="triage")
     task = task_submit(
@@ -30,6 +31,7 @@ def test_triage_agent_classifies_and_replies_on_a_real_worker(committed, celery_
     )
     done = wait_for(task.pk, FINAL_STATES)
     assert done.state == "verified"
+    assert done.output is not None
     assert done.output["category"] == "billing"
     assert [(s.action, s.decision) for s in done.steps.all()] == [("classify", "record"), ("send_reply", "allow")]
     assert OutboxMessage.objects.filter(effect__task=done, kind="reply").count() == 1

@@ -154,7 +154,9 @@ def test_a_held_task_is_not_counted_as_failed_when_the_sweeper_runs_right_after_
     worker = worker_start(concurrency=1)
     assert outcome(worker, send_advance(task_id=task.pk, attempt=task.attempt, schema=tenant.schema_name)) == "held"
     worker.stop()  # the resume's re-send waits on the queue
-    wait_until(lambda: timezone.now() > task.ack_deadline, timeout=10, what="the ack deadline to pass")
+    ack_deadline = task.ack_deadline
+    assert ack_deadline is not None
+    wait_until(lambda: timezone.now() > ack_deadline, timeout=10, what="the ack deadline to pass")
 
     tenant_resume(schema_name=tenant.schema_name, actor=OPERATOR)
     sweep_ack_deadlines()

@@ -36,7 +36,7 @@ def alice(acme: Tenant, acme_client: Client) -> Client:
 
 
 def _execute(client: Client, agent: str, body: dict[str, Any], key: str | None) -> Any:
-    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+    headers: dict[str, Any] = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
     return client.post(f"/api/v1/agents/{agent}/execute/", body, content_type="application/json", **headers)
 
 

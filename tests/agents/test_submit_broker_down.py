@@ -49,9 +49,9 @@ def _producer_at(url: str) -> None:
     from config.celery import app
 
     pools.reset()
-    app.conf.broker_url = url
-    app._pool = None
-    app.amqp._producer_pool = None
+    app.conf["broker_url"] = url  # what attribute assignment does at runtime; the stubs make the attribute read-only
+    app._pool = None  # type: ignore[attr-defined]  # private pool attribute, not in the stubs
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]  # private pool attribute, not in the stubs
 
 
 @contextmanager
@@ -68,7 +68,7 @@ def broker_unreachable() -> Iterator[None]:
         refusing.close()
 
 
-def _execute(auth: dict[str, str], agent: str, key: str) -> Any:
+def _execute(auth: dict[str, Any], agent: str, key: str) -> Any:
     return Client(HTTP_HOST="acme.localhost").post(
         f"/api/v1/agents/{agent}/execute/",
         {"input": BILLING_TICKET},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from config.broker import Transport
+from config.broker import Channel, Transport
 from config.celery import app
 
 
@@ -22,6 +22,7 @@ def test_the_broker_channel_reuses_one_redis_client(celery_env: dict[str, str]) 
     with app.connection_for_write() as conn:
         assert isinstance(conn.transport, Transport)
         channel = conn.default_channel
+        assert isinstance(channel, Channel)
         with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
             assert first is second
             assert first.ping()

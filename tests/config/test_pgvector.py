@@ -3,10 +3,11 @@ from __future__ import annotations
 import pytest
 
 from config.connection import connection
+from tenants.models import Tenant
 
 
 @pytest.mark.django_db
-def test_vector_extension_lives_in_public_and_tenant_schemas_use_it_through_the_search_path(in_acme) -> None:
+def test_vector_extension_lives_in_public_and_tenant_schemas_use_it_through_the_search_path(in_acme: Tenant) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "

@@ -12,8 +12,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 # Playwright's sync API keeps an event loop running in the test thread; our test code around
@@ -84,7 +88,7 @@ def web_server(celery_env: dict[str, str], tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

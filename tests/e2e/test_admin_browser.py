@@ -13,7 +13,7 @@ from agents.models import OutboxMessage, Task
 from config.connection import connection
 from tenants.models import Tenant
 from tenants.services import provision_request_build, tenant_provision
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, WorkerHandle
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -46,7 +46,7 @@ def _signed_in(browser: Browser, base: str, username: str) -> Page:
 
 
 def test_admin_runs_an_agent_the_reviewer_approves_its_refund_and_every_step_shows(
-    committed, celery_worker, web_server, browser, tmp_path: Path
+    committed: None, celery_worker: WorkerHandle, web_server: int, browser: Browser, tmp_path: Path
 ) -> None:
     domain, schema = _demo_tenant()
     base = f"http://{domain}:{web_server}"
@@ -63,7 +63,9 @@ def test_admin_runs_an_agent_the_reviewer_approves_its_refund_and_every_step_sho
         )
         page.click("input[value=Run]")
         page.wait_for_url(re.compile(r".*/admin/agents/task/\d+/change/"))
-        task_id = int(re.search(r"/task/(\d+)/", page.url).group(1))
+        task_match = re.search(r"/task/(\d+)/", page.url)
+        assert task_match is not None, page.url
+        task_id = int(task_match.group(1))
 
         # The worker runs the first steps and stops at the gated refund.
         for _ in range(100):
@@ -112,4 +114,4 @@ def test_admin_runs_an_agent_the_reviewer_approves_its_refund_and_every_step_sho
     ]
     assert sorted(OutboxMessage.objects.filter(effect__task=task).values_list("kind", flat=True)) == ["refund", "reply"]
     approval = task.approvals.get()
-    assert approval.decided_by.username == f"reviewer@{domain}"
+    assert approval.decided_by is not None and approval.decided_by.username == f"reviewer@{domain}"

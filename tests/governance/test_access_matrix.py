@@ -188,11 +188,13 @@ def world(acme: Tenant) -> World:
     task = task_drive(task_submit(agent_id=agent.pk, input=REFUND_TICKET, user=olga), {"awaiting_approval"})
     triage = agent_create(name="matrix-triage", blueprint="triage", user=olga)
     replied = task_drive(task_submit(agent_id=triage.pk, input=BILLING_TICKET, user=olga), {"verified", "escalated"})
+    event = TaskEvent.objects.filter(task=task).first()
+    assert event is not None
     return World(
         agent=agent,
         task=task,
         approval=ApprovalRequest.objects.get(task=task),
-        event=TaskEvent.objects.filter(task=task).first(),
+        event=event,
         olga=olga,
         outbox=OutboxMessage.objects.get(effect__task=replied),
     )
@@ -216,7 +218,7 @@ def _client(acme: Tenant, actor: str, *, api: bool) -> Client:
 
 # ------------------------------------------------------------------------- the API
 def _api_request(world: World, name: str, method: str, actor: str) -> tuple[str, dict[str, Any]]:
-    kwargs_by_prefix = {
+    kwargs_by_prefix: dict[str, dict[str, Any]] = {
         "agent": {"pk": world.agent.pk},
         "task": {"pk": world.task.pk},
         "event": {"pk": world.event.pk},
@@ -322,11 +324,12 @@ def _content_type_id() -> int:
 
 
 def _admin_body(world: World, name: str) -> dict[str, Any]:
-    return {
+    bodies: dict[str, dict[str, Any]] = {
         "agents_agent_run": {"input": json.dumps(BILLING_TICKET), "priority": 2},
         "hitl_approvalrequest_decide": {"verdict": "approve", "action_hash": world.approval.action_hash},
         "agents_agent_simple_history": {"name": world.agent.name},
-    }.get(name, {})
+    }
+    return bodies.get(name, {})
 
 
 def _admin_order(entry: tuple[str, str]) -> tuple[bool, bool, bool, str]:

@@ -4,6 +4,7 @@ agent their roles allow; a user with grants reaches only those agents, in the AP
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 from django.contrib.auth.models import User
@@ -20,6 +21,9 @@ from tests.agents.api_support import approval_opened, member_add, signed_in
 from tests.conftest import ALICE, MAX, REFUND_TICKET, RITA, VERA
 
 from .conftest import member_change_form
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse
 
 
 @dataclass
@@ -66,7 +70,7 @@ def _ids(client: Client, path: str) -> list[int]:
     return sorted(row["id"] for row in response.json()["results"])
 
 
-def _approve(client: Client, approval: ApprovalRequest) -> object:
+def _approve(client: Client, approval: ApprovalRequest) -> _MonkeyPatchedWSGIResponse:
     return client.post(
         f"/api/v1/hitl/{approval.pk}/approve/", {"action_hash": approval.action_hash}, content_type="application/json"
     )
@@ -109,7 +113,8 @@ def test_a_scoped_reviewer_decides_her_agents_request_and_not_another_agents(
     assert _approve(rita, two.mine).status_code == 200
     connection.set_tenant(acme)
     assert ApprovalRequest.objects.get(pk=two.other.pk).status == "pending"
-    assert ApprovalRequest.objects.get(pk=two.mine.pk).decided_by.username == RITA
+    decided_by = ApprovalRequest.objects.get(pk=two.mine.pk).decided_by
+    assert decided_by is not None and decided_by.username == RITA
     assert Task.objects.get(pk=two.other.task_id).state == "awaiting_approval"
 
 

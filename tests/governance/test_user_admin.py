@@ -3,6 +3,8 @@ users get roles, never the superuser, staff or permission flags, and API tokens 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
@@ -17,6 +19,9 @@ from tenants.models import Tenant
 from tests.conftest import ALICE, PASSWORD, RITA
 
 from .conftest import chain_head, events_after, member_change_form
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse
 
 CAROL = "carol@acme.example"
 
@@ -33,7 +38,7 @@ def carol(in_acme: Tenant) -> User:
     return User.objects.create_user(CAROL, CAROL, PASSWORD)
 
 
-def _change(client: Client, user: User, **changes: object) -> object:
+def _change(client: Client, user: User, **changes: object) -> _MonkeyPatchedWSGIResponse:
     form = member_change_form(user, **changes)
     return client.post(f"/admin/auth/user/{user.pk}/change/", form)
 

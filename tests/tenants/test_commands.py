@@ -102,15 +102,17 @@ def test_suspend_command_on_a_suspended_tenant_exits_non_zero(acme: Tenant) -> N
 
 
 @pytest.mark.parametrize(
-    "command",
-    [["suspend_tenant", "nope"], ["resume_tenant", "nope"], [_delete_tenant(), "nope", "--confirm", "nope"]],
+    ("command", "args"),
+    [("suspend_tenant", ["nope"]), ("resume_tenant", ["nope"]), (_delete_tenant(), ["nope", "--confirm", "nope"])],
     ids=["suspend", "resume", "delete"],
 )
-def test_lifecycle_commands_exit_non_zero_on_an_unknown_schema(db: None, command: list[str | BaseCommand]) -> None:
+def test_lifecycle_commands_exit_non_zero_on_an_unknown_schema(
+    db: None, command: str | BaseCommand, args: list[str]
+) -> None:
     public_seq = audit_head("public")
 
     with pytest.raises(CommandError, match="no tenant with schema 'nope'") as failed:
-        _run(*command)
+        _run(command, *args)
 
     assert failed.value.returncode != 0
     assert audit_since("public", public_seq) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 from django.contrib.auth.models import User
@@ -11,6 +12,9 @@ from django.test import Client
 from tenants.models import Domain, Tenant, TenantStatus
 from tests.conftest import host_client
 from tests.tenants.stored import audit_head, audit_since
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse
 
 CHANGELIST = "/admin/tenants/tenant/"
 
@@ -21,7 +25,7 @@ def otto_client(public_client: Client) -> Client:
     return public_client
 
 
-def _action(client: Client, action: str, *tenants: Tenant) -> object:
+def _action(client: Client, action: str, *tenants: Tenant) -> _MonkeyPatchedWSGIResponse:
     return client.post(
         CHANGELIST, {"action": action, "index": "0", "_selected_action": [str(t.pk) for t in tenants]}, follow=True
     )
@@ -60,7 +64,7 @@ def test_tenant_list_shows_customer_tenants_with_tier_and_status(otto_client: Cl
 def test_tenant_list_needs_an_operator_login(public_client: Client) -> None:
     response = public_client.get(CHANGELIST)
 
-    assert response.status_code == 302 and response.url.startswith("/admin/login/")
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
 
 
 def test_a_spare_has_no_change_page(otto_client: Client) -> None:
@@ -156,7 +160,7 @@ def test_editing_tier_and_overrides_saves_them_and_audits_the_change(otto_client
         f"{CHANGELIST}{acme.pk}/change/", _change_form(acme, tier="professional", limit_overrides='{"max_agents": 75}')
     )
 
-    assert response.status_code == 302 and response.url == CHANGELIST
+    assert response.status_code == 302 and response["Location"] == CHANGELIST
     stored = Tenant.objects.get(pk=acme.pk)
     assert (stored.tier, stored.limit_overrides, stored.status) == ("professional", {"max_agents": 75}, "active")
     [event] = audit_since("public", public_seq, verb="tenant.updated")

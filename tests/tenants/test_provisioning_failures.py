@@ -20,7 +20,7 @@ from tests.tenants.conftest import Provision
 from tests.tenants.faults import save_fails
 from tests.tenants.stored import audit_head, audit_since, footprint, schemas, spare_schemas, user_in
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "name": "Gamma",
     "domain": "gamma.localhost",
     "tier": "starter",
