@@ -8,5 +8,7 @@ django_asgi = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-# Websocket routes join this router with the live-updates work; HTTP is plain Django.
-application = ProtocolTypeRouter({"http": django_asgi})
+from config.routing import websocket_application  # noqa: E402
+
+# HTTP is plain Django; websockets pass the live stack (tenant, origin, authentication) first.
+application = ProtocolTypeRouter({"http": django_asgi, "websocket": websocket_application})

@@ -58,6 +58,9 @@ def main() -> int:
     manage(
         "createsuperuser", "--noinput", "--username", OPERATOR, "--email", OPERATOR, env=operator_env, check=False
     )  # exists already on a second run
+    print("== help-center knowledge base ==", flush=True)
+    # Embedded here, before the workers start; a second run finds the same content and skips it.
+    manage("ingest", "--tenant", "acme", "--collection", "help-center", "knowledge/corpus/help_center", env=env)
 
     procs = {
         "web": subprocess.Popen(
@@ -99,7 +102,14 @@ def main() -> int:
             env=env,
         ),
     }
+    # A trickle of sample tasks so the dashboard moves on its own; VIGIL_DEMO_TRAFFIC=0 turns it off.
+    if os.environ.get("VIGIL_DEMO_TRAFFIC", "1") != "0":
+        procs["traffic"] = subprocess.Popen(
+            [PY, "manage.py", "demo_traffic", "--domain", TENANT_DOMAIN], cwd=BASE_DIR, env=env
+        )
     time.sleep(2)
+    # A queue for the demo reviewer: tasks of mixed priorities that stop at their approval gate.
+    manage("demo_queue", "--domain", TENANT_DOMAIN, env=env, check=False)
     print(
         f"""
 == Vigil demo is running ==
@@ -111,7 +121,8 @@ def main() -> int:
       operator  {OPERATOR} / {DEMO_PASSWORD}
   API docs:             http://{TENANT_DOMAIN}:{port}/api/docs/
   Health:               http://localhost:{port}/healthz   http://localhost:{port}/readyz
-  Processes: web (uvicorn, {web_workers} workers), celery worker (queues steps, housekeeping), celery beat
+  Processes: web (uvicorn, {web_workers} workers), celery worker (queues steps, housekeeping), celery beat,
+      demo_traffic (a sample task every few seconds; VIGIL_DEMO_TRAFFIC=0 turns it off)
   Ctrl-C stops them; `make services-stop` stops PostgreSQL and Redis.
 """,
         flush=True,

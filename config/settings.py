@@ -237,9 +237,12 @@ CACHES = {
 }
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # Pub/sub: a group_send is one PUBLISH that each web process receives once and hands to
+        # its own sockets, where the list-based layer pushes one message per socket through
+        # Redis (bench/live.py measures both). At most once, like any layer: pages resync.
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         # redis-py 8 times idle receives out after 5 s unless socket_timeout is None.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}], "capacity": 1000},
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
     }
 }
 
@@ -293,6 +296,8 @@ SPECTACULAR_SETTINGS = {
         "PrivilegeLevelEnum": "agents.models.PrivilegeLevel",
         "AutomationLevelEnum": "agents.models.AutomationLevel",
         "TaskPriorityEnum": "agents.models.TaskPriority",
+        "DocumentStatusEnum": "knowledge.models.DocumentStatus",
+        "ApprovalStatusEnum": "hitl.models.ApprovalStatus",
     },
 }
 
@@ -309,6 +314,9 @@ CELERY_TASK_ROUTES = {
     "agents.sweep_ack_deadlines": {"queue": "housekeeping"},
     "agents.advance_task": {"queue": "steps"},
     "agents.resend_held_tasks": {"queue": "housekeeping"},
+    "hitl.sla_sweep": {"queue": "housekeeping"},
+    # Embedding a document takes seconds of CPU: kept off the agents' steps queue.
+    "knowledge.embed_document": {"queue": "housekeeping"},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -327,12 +335,30 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tenants.tasks.spare_pool_refill",
         "schedule": float(env_int("VIGIL_SPARE_POOL_REFILL_SECONDS", 30)),
     },
+    "hitl-sla-sweep": {
+        "task": "hitl.sla_sweep",
+        "schedule": float(env_int("VIGIL_SLA_SWEEP_SECONDS", 5)),
+    },
 }
+# Reviewer notifications (hitl.notify): the console in development and the demo, SMTP by settings.
+EMAIL_BACKEND = os.environ.get("VIGIL_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("VIGIL_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("VIGIL_EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = os.environ.get("VIGIL_FROM_EMAIL", "vigil@localhost")
 # Task execution: lease length, retries with exponential backoff and jitter.
 TASK_ACK_TIMEOUT_SECONDS = env_int("TASK_ACK_TIMEOUT_SECONDS", 30)
 TASK_MAX_RETRIES = env_int("TASK_MAX_RETRIES", 3)
 TASK_RETRY_BASE_DELAY = float(os.environ.get("TASK_RETRY_BASE_DELAY", "1.0"))
 TASK_RETRY_MAX_DELAY = float(os.environ.get("TASK_RETRY_MAX_DELAY", "60.0"))
+
+# Knowledge base: chunking, embedding batches, upload and search limits.
+KNOWLEDGE_CHUNK_CHARS = env_int("VIGIL_KNOWLEDGE_CHUNK_CHARS", 800)
+KNOWLEDGE_CHUNK_OVERLAP = env_int("VIGIL_KNOWLEDGE_CHUNK_OVERLAP", 120)
+KNOWLEDGE_EMBED_BATCH = env_int("VIGIL_KNOWLEDGE_EMBED_BATCH", 32)
+KNOWLEDGE_MAX_DOCUMENT_BYTES = env_int("VIGIL_KNOWLEDGE_MAX_DOCUMENT_BYTES", 1024 * 1024)
+KNOWLEDGE_MAX_TOP_K = env_int("VIGIL_KNOWLEDGE_MAX_TOP_K", 20)
+# The collection the agents' knowledge.search tool reads when an agent names none.
+KNOWLEDGE_DEFAULT_COLLECTION = os.environ.get("VIGIL_KNOWLEDGE_DEFAULT_COLLECTION", "help-center")
 
 # Celery's Django fixup closes the connection around every task unless told to reuse it.
 CELERY_DB_REUSE_MAX = env_int("VIGIL_CELERY_DB_REUSE_MAX", 1000)

@@ -8,7 +8,9 @@ from rest_framework.routers import DefaultRouter
 from rest_framework.viewsets import ViewSetMixin
 
 from agents.api import AgentViewSet, BlueprintListApi, EventViewSet, TaskViewSet, ToolViewSet
+from governance.api import DashboardApi, LiveTicketCreateApi
 from hitl.api import ApprovalViewSet
+from knowledge.api import CollectionViewSet, DocumentViewSet, KnowledgeSearchApi
 from tenants.views import InvitationAcceptView, InvitationDoneView
 
 # An object in an API path is an ASCII id or slug. DRF's default, anything but "/" and ".",
@@ -29,6 +31,8 @@ router.register("tools", ToolViewSet, basename="tool")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("events", EventViewSet, basename="event")
 router.register("hitl", ApprovalViewSet, basename="approval")
+router.register("knowledge/collections", CollectionViewSet, basename="knowledge-collection")
+router.register("knowledge/documents", DocumentViewSet, basename="knowledge-document")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -36,6 +40,9 @@ urlpatterns = [
     path("invite/done/", InvitationDoneView.as_view(), name="invitation_done"),
     path("api/v1/agents/blueprints/", BlueprintListApi.as_view(), name="blueprint-list"),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/v1/live/ticket/", LiveTicketCreateApi.as_view(), name="live-ticket"),
+    path("api/v1/governance/dashboard/", DashboardApi.as_view(), name="governance-dashboard"),
+    path("api/v1/knowledge/search/", KnowledgeSearchApi.as_view(), name="knowledge-search"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -28,3 +28,22 @@ class ApprovalHashRequired(VigilError):
 
     code = "approval_hash_required"
     status = 400
+
+
+class ReviewerAtCapacity(VigilError):
+    code = "reviewer_at_capacity"
+    status = 409
+
+
+class ApprovalReasonRequired(VigilError):
+    """Rejecting (through respond) names a reason, which goes to the requester and the feedback record."""
+
+    code = "approval_reason_required"
+    status = 400
+
+
+class ApprovalEditInvalid(VigilError):
+    """The edited arguments fail the tool's argument schema."""
+
+    code = "approval_edit_invalid"
+    status = 422

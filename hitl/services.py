@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -12,23 +14,38 @@ from django.utils import timezone
 from agents.events import publish
 from agents.exceptions import IllegalTransition
 from agents.models import AgentConfigVersion, Task
+from agents.schemas import schema_errors
 from agents.services import task_resume
+from agents.tools import TOOLS
 from config.connection import connection
 from governance import access
 from governance.access import Capability, Refusal
 from governance.actors import Actor
+from governance.hashchain import canonical_json
 from governance.services import audit_record
+from hitl.assignment import assign_next, slot_free
 from hitl.binding import action_hash
 from hitl.exceptions import (
     ApprovalAlreadyDecided,
+    ApprovalEditInvalid,
     ApprovalForbidden,
     ApprovalHashRequired,
     ApprovalMismatch,
     ApprovalNotFound,
+    ApprovalReasonRequired,
 )
-from hitl.models import ApprovalRequest, ApprovalStatus
+from hitl.models import (
+    OPEN_STATUSES,
+    ApprovalEvent,
+    ApprovalEventKind,
+    ApprovalPriority,
+    ApprovalRequest,
+    ApprovalStatus,
+)
+from hitl.sla import DEFAULT_LADDER
 
-APPROVE, REJECT = "approve", "reject"
+APPROVE, REJECT, EDIT = "approve", "reject", "edit"
+_VERDICT_STATUS = {APPROVE: ApprovalStatus.APPROVED, REJECT: ApprovalStatus.REJECTED, EDIT: ApprovalStatus.EDITED}
 
 
 def approval_refusal(*, approval: ApprovalRequest, user: User | AnonymousUser) -> Refusal | None:
@@ -53,19 +70,33 @@ def approval_refusal(*, approval: ApprovalRequest, user: User | AnonymousUser) -
 
 @transaction.atomic(durable=True)
 def approval_decide(
-    *, approval_id: int, user: User | AnonymousUser, verdict: str, note: str = "", seen_hash: str | None = None
+    *,
+    approval_id: int,
+    user: User | AnonymousUser,
+    verdict: str,
+    note: str = "",
+    seen_hash: str | None = None,
+    arguments: dict[str, Any] | None = None,
+    reason_required: bool = False,
 ) -> ApprovalRequest:
-    """Approve or reject a pending request, once. The decider is the authenticated ``user``.
+    """Approve, reject or edit an open request, once. The decider is the authenticated ``user``
+    (assigned or not: the assignment routes work, the rules below decide who may decide).
+
+    ``edit`` approves ``arguments`` instead of the proposed ones: they must pass the tool's
+    argument schema, get their own action hash, and the task resumes with exactly them; the
+    proposed action and its hash stay in ``original_arguments`` / ``original_hash`` and the
+    audit event holds both hashes. ``reason_required``: rejecting needs a ``note``.
 
     Raises ApprovalNotFound (404), also for a request the user may not see; ApprovalForbidden
     (403) naming the rule (``extra.rule``: role, agent_scope, requester, config_author; see
-    approval_refusal); ApprovalHashRequired (400) when approving without ``seen_hash``;
+    approval_refusal); ApprovalHashRequired (400) when approving or editing without
+    ``seen_hash``; ApprovalReasonRequired (400); ApprovalEditInvalid (422);
     ApprovalAlreadyDecided (409) for a second or conflicting decision; ApprovalMismatch
     (409) when the stored action no longer matches its hash or the hash the reviewer saw.
     Approving resumes the task at exactly that action; the worker re-checks the hash and runs
     it under the request's idempotency key."""
-    if verdict not in (APPROVE, REJECT):
-        raise ValueError(f"verdict must be {APPROVE} or {REJECT}")
+    if verdict not in _VERDICT_STATUS:
+        raise ValueError(f"verdict must be {APPROVE}, {REJECT} or {EDIT}")
     try:
         request = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
     except (ApprovalRequest.DoesNotExist, ValueError, TypeError):
@@ -76,25 +107,30 @@ def approval_decide(
     if refusal is not None:
         raise ApprovalForbidden(refusal.detail, rule=refusal.rule, **refusal.extra)
     # Rejecting runs nothing, so it needs no hash; approving binds to the action as shown.
-    if verdict == APPROVE and not seen_hash:
+    if verdict != REJECT and not seen_hash:
         raise ApprovalHashRequired(
             "approving needs the action_hash of the action you reviewed", fields={"action_hash": "required to approve"}
         )
-    if request.status != ApprovalStatus.PENDING:
+    if verdict == REJECT and reason_required and not note.strip():
+        raise ApprovalReasonRequired("rejecting needs a reason", fields={"reason": "required to reject"})
+    if request.status not in OPEN_STATUSES:
         raise ApprovalAlreadyDecided(
             f"approval request {request.pk} is already {request.status}", status=request.status
         )
     expected = action_hash(tool=request.tool, arguments=request.arguments, schema=connection.schema_name)
     # Rejecting runs nothing, so an altered request can still be rejected; approving cannot.
-    if verdict == APPROVE and expected != request.action_hash:
+    if verdict != REJECT and expected != request.action_hash:
         raise ApprovalMismatch(f"the action of request {request.pk} was altered after it was proposed")
-    if verdict == APPROVE and seen_hash is not None and seen_hash != request.action_hash:
+    if verdict != REJECT and seen_hash is not None and seen_hash != request.action_hash:
         raise ApprovalMismatch(
             "the action changed since you saw it; reload and decide again", action_hash=request.action_hash
         )
+    edit: dict[str, Any] = {}
+    if verdict == EDIT:
+        edit = _edit_apply(request, arguments)
     # The task's state and lease are the agents app's to move: it resumes the task at this
     # request's step (one statement), or refuses when the task no longer waits there.
-    decided = ApprovalStatus.APPROVED if verdict == APPROVE else ApprovalStatus.REJECTED
+    decided = _VERDICT_STATUS[verdict]
     try:
         task_resume(
             task_id=request.task_id, step_index=request.step_index, user=user, reason=f"approval {request.pk} {decided}"
@@ -104,12 +140,35 @@ def approval_decide(
             f"task {request.task_id} is {exc.extra['state']}; request {request.pk} can no longer resume it",
             task_state=exc.extra["state"],
         ) from None
+    slot_free(request)
+    now = timezone.now()
     request.status = decided
     # Only an authenticated user gets past the access check above.
     request.decided_by = user if isinstance(user, User) else None
-    request.decided_at = timezone.now()
+    request.decided_at = now
     request.decision_note = note[:1000]
-    request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    request.save(
+        update_fields=[
+            "status",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+            "arguments",
+            "action_hash",
+            "original_arguments",
+            "original_hash",
+        ]
+    )
+    feedback = {
+        "verdict": verdict,
+        "reason": note[:1000],
+        "seconds_to_decide": round((now - request.created_at).total_seconds(), 3),
+        "assignee": request.assignee.get_username() if request.assignee else None,
+        **({"edit_diff": edit} if edit else {}),
+    }
+    ApprovalEvent.objects.create(
+        approval=request, kind=str(decided), actor=request.decided_by, data=feedback, created_at=now
+    )
     audit_record(
         actor=Actor.for_user(user),
         verb=f"approval.{request.status}",
@@ -120,9 +179,65 @@ def approval_decide(
             "tool": request.tool,
             "action_hash": request.action_hash,
             "note": note[:1000],
+            **({"original_hash": request.original_hash} if verdict == EDIT else {}),
         },
     )
     return request
+
+
+def _edit_apply(request: ApprovalRequest, arguments: dict[str, Any] | None) -> dict[str, Any]:
+    """Replace the proposed arguments with the edited ones (validated against the tool's schema)
+    and rebind the hash; returns the diff, by argument: [proposed, edited]."""
+    if not isinstance(arguments, dict):
+        raise ApprovalEditInvalid("editing needs the edited arguments", fields={"arguments": "required to edit"})
+    spec = TOOLS.get(request.tool)
+    if spec is None:
+        raise ApprovalEditInvalid(f"unknown tool {request.tool!r}")
+    errors = schema_errors(arguments, spec.args_schema)
+    if errors:
+        raise ApprovalEditInvalid(f"the edited arguments fail {request.tool}'s schema", fields=errors)
+    diff = {
+        key: [request.arguments.get(key), arguments.get(key)]
+        for key in sorted(set(request.arguments) | set(arguments))
+        if request.arguments.get(key) != arguments.get(key)
+    }
+    request.original_arguments, request.original_hash = request.arguments, request.action_hash
+    request.arguments = arguments
+    request.action_hash = action_hash(tool=request.tool, arguments=arguments, schema=connection.schema_name)
+    return diff
+
+
+def _sources(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sources the steps cite (a ``sources`` list in a step's result), each with the hash of
+    its content."""
+    found: list[dict[str, Any]] = []
+    for step in steps:
+        result = step.get("result")
+        cited = result.get("sources") if isinstance(result, dict) else None
+        for source in cited if isinstance(cited, list) else []:
+            if isinstance(source, dict):
+                content = source.get("content", source)
+                digest = source.get("content_hash") or hashlib.sha256(canonical_json(content).encode()).hexdigest()
+                found.append({"title": source.get("title", ""), "ref": source.get("ref", ""), "content_hash": digest})
+    return found
+
+
+def evidence_build(*, task: Task, tool: str, arguments: dict[str, Any], reasoning: str) -> dict[str, Any]:
+    """What the reviewer sees, frozen when the request opens: the task's input, the proposed
+    action, the agent's reasoning, its steps so far and the sources they cite."""
+    steps: list[dict[str, Any]] = [
+        dict(step)
+        for step in task.steps.order_by("index").values(
+            "index", "action", "arguments", "result", "reasoning", "decision"
+        )
+    ]
+    return {
+        "task": {"id": task.pk, "agent": task.agent.name, "input": task.input},
+        "action": {"tool": tool, "arguments": arguments},
+        "reasoning": reasoning,
+        "steps": steps,
+        "sources": _sources(steps),
+    }
 
 
 def approval_open(
@@ -135,11 +250,18 @@ def approval_open(
     reasoning: str,
     required_role: str,
     actor: Actor,
+    now: datetime | None = None,
 ) -> ApprovalRequest:
     """Open the request for a step that needs a human's decision: the action stored verbatim
-    with the hash that binds a decision to it, an audit event, and an event for the reviewers'
-    screens after commit. Runs inside the engine's step transaction, which has just moved the
-    task to awaiting_approval (registered as agents.hooks' ``open``, see hitl.apps)."""
+    with the hash that binds a decision to it, the evidence snapshot (its hash in the audit
+    event), the priority of its task and the SLA deadline of that priority, then assignment
+    to the least-loaded eligible reviewer when one has a free slot; an event for the
+    reviewers' screens and the assignee's e-mail after commit. Runs inside the engine's step
+    transaction, which has just moved the task to awaiting_approval (registered as
+    agents.hooks' ``open``, see hitl.apps)."""
+    moment = now or timezone.now()
+    priority = task.priority if task.priority in ApprovalPriority.values else ApprovalPriority.MEDIUM
+    evidence = evidence_build(task=task, tool=tool, arguments=arguments, reasoning=reasoning)
     request = ApprovalRequest.objects.create(
         task=task,
         step_index=step_index,
@@ -149,21 +271,45 @@ def approval_open(
         privilege_level=level,
         reasoning=reasoning,
         required_role=required_role,
+        priority=priority,
+        due_at=DEFAULT_LADDER.due(priority=priority, start=moment),
+        remind_at=DEFAULT_LADDER.remind(priority=priority, start=moment),
+        evidence=evidence,
+        evidence_hash=hashlib.sha256(canonical_json(evidence).encode("utf-8")).hexdigest(),
+    )
+    ApprovalEvent.objects.create(
+        approval=request,
+        kind=ApprovalEventKind.OPENED,
+        data={"evidence_hash": request.evidence_hash},
+        created_at=moment,
     )
     audit_record(
         actor=actor,
         verb="approval.requested",
         target_type="approval",
         target_id=request.pk,
-        data={"task_id": task.pk, "tool": tool, "action_hash": request.action_hash, "required_role": required_role},
+        data={
+            "task_id": task.pk,
+            "tool": tool,
+            "action_hash": request.action_hash,
+            "required_role": required_role,
+            "evidence_hash": request.evidence_hash,
+            "priority": ApprovalPriority(priority).label,
+            "due_at": request.due_at.isoformat() if request.due_at else None,
+        },
     )
     publish("approval.requested", approval_id=request.pk, task_id=task.pk, tool=tool, required_role=required_role)
+    assign_next(approval=request, now=moment)
     return request
 
 
 def approvals_close(*, task_id: int) -> int:
-    """Close the pending requests of a task that was cancelled or escalated, inside the
-    caller's transaction: nobody can decide them any more. Returns how many."""
-    return ApprovalRequest.objects.filter(task_id=task_id, status=ApprovalStatus.PENDING).update(
+    """Close the open requests of a task that was cancelled or escalated, inside the caller's
+    transaction: nobody can decide them any more, and their assignees get their slots back.
+    Returns how many."""
+    closing = list(ApprovalRequest.objects.select_for_update().filter(task_id=task_id, status__in=OPEN_STATUSES))
+    for request in closing:
+        slot_free(request)
+    return ApprovalRequest.objects.filter(pk__in=[r.pk for r in closing]).update(
         status=ApprovalStatus.CANCELLED, decided_at=timezone.now()
     )

@@ -284,3 +284,9 @@ def committed(django_db_blocker: pytest_django.DjangoDbBlocker) -> Iterator[None
     with django_db_blocker.unblock():
         yield
     connection.set_schema_to_public()
+
+
+# The session's web server and browser, for every module that drives pages (tests/browser.py).
+from tests.browser import browser, web_server  # noqa: E402
+
+__all__ = ["browser", "web_server"]

@@ -7,9 +7,12 @@ from typing import Any
 from agents.blueprints.base import BaseAgent, Decision, StepContext, StepView
 from agents.blueprints.ops import OpsAgent
 from agents.blueprints.resolution import ResolutionAgent
+from agents.blueprints.support import SupportAgent
 from agents.blueprints.triage import TriageAgent
 
-BLUEPRINTS: dict[str, type[BaseAgent]] = {cls.name: cls for cls in (TriageAgent, ResolutionAgent, OpsAgent)}
+BLUEPRINTS: dict[str, type[BaseAgent]] = {
+    cls.name: cls for cls in (TriageAgent, ResolutionAgent, OpsAgent, SupportAgent)
+}
 
 
 def blueprint_class(name: str) -> type[BaseAgent]:

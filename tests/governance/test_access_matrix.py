@@ -26,7 +26,8 @@ from agents.services import agent_create, task_submit
 from config.connection import connection
 from governance.models import AuditEvent
 from governance.roles import user_roles_set
-from hitl.models import ApprovalRequest
+from hitl.models import ApprovalRequest, ReviewerProfile
+from knowledge.models import Collection, Document
 from tenants.models import Tenant
 from tests.agents.api_support import task_drive, token_for
 from tests.conftest import BILLING_TICKET, BOB, PASSWORD, REFUND_TICKET
@@ -74,8 +75,24 @@ API: dict[tuple[str, str], Allowed] = {
     ("approval-detail", "get"): ALL,
     ("approval-approve", "post"): REVIEWERS,
     ("approval-reject", "post"): REVIEWERS,
+    ("approval-queue", "get"): ALL,
+    ("approval-respond", "post"): REVIEWERS,
+    ("approval-claim", "post"): REVIEWERS,
+    ("approval-release", "post"): REVIEWERS,
+    ("approval-reassign", "post"): ADMINS,
+    ("live-ticket", "post"): ALL,
+    ("governance-dashboard", "get"): ALL,
+    ("knowledge-collection-list", "get"): ALL,
+    ("knowledge-collection-list", "post"): MANAGERS,
+    ("knowledge-collection-detail", "get"): ALL,
+    ("knowledge-document-list", "get"): ALL,
+    ("knowledge-document-list", "post"): MANAGERS,
+    ("knowledge-document-detail", "get"): ALL,
+    ("knowledge-document-detail", "delete"): MANAGERS,
+    ("knowledge-search", "post"): ALL,
 }
 
+KNOWLEDGE = ("collection", "document")
 # (admin URL name, method) -> who may. A refused role gets 403 (404 for an app's index);
 # anyone without a role is sent to the login page.
 ADMIN: dict[tuple[str, str], Allowed] = {
@@ -111,8 +128,18 @@ ADMIN: dict[tuple[str, str], Allowed] = {
     **{(f"hitl_approvalrequest_{view}", "get"): NOBODY for view in ("add", "delete")},
     ("hitl_approvalrequest_decide", "get"): REVIEWERS,
     ("hitl_approvalrequest_decide", "post"): REVIEWERS,
+    ("hitl_approvalrequest_queue", "get"): ALL,
+    ("hitl_approvalrequest_team", "get"): ALL,
+    **{(f"hitl_reviewerprofile_{view}", "get"): ALL for view in ("changelist", "change", "history")},
+    **{(f"hitl_reviewerprofile_{view}", "get"): ADMINS for view in ("add", "delete")},
+    **{
+        (f"knowledge_{model}_{view}", "get"): ALL for model in KNOWLEDGE for view in ("changelist", "change", "history")
+    },
+    ("knowledge_collection_add", "get"): NOBODY,
+    ("knowledge_document_add", "get"): MANAGERS,  # the upload form
+    **{(f"knowledge_{model}_delete", "get"): NOBODY for model in KNOWLEDGE},
 }
-APP_INDEX: dict[str, Allowed] = {"auth": ADMINS, "governance": ALL, "agents": ALL, "hitl": ALL}
+APP_INDEX: dict[str, Allowed] = {"auth": ADMINS, "governance": ALL, "agents": ALL, "hitl": ALL, "knowledge": ALL}
 # Admin actions by model: action name -> who is offered it.
 ACTIONS: dict[str, dict[str, Allowed]] = {
     "auth.user": {"delete_selected": ADMINS},
@@ -122,6 +149,9 @@ ACTIONS: dict[str, dict[str, Allowed]] = {
     "agents.task": {"delete_selected": NOBODY, "cancel_selected": MANAGERS, "retry_selected": MANAGERS},
     "agents.outboxmessage": {"delete_selected": NOBODY},
     "hitl.approvalrequest": {"delete_selected": NOBODY},
+    "hitl.reviewerprofile": {"delete_selected": ADMINS},
+    "knowledge.collection": {"delete_selected": NOBODY},
+    "knowledge.document": {"delete_selected": NOBODY},
 }
 # Pages of the tenant's domain outside the API and the admin.
 PAGES: dict[str, Allowed] = {"invitation_accept": PUBLIC, "invitation_done": PUBLIC}
@@ -173,6 +203,7 @@ class World:
     event: TaskEvent
     outbox: OutboxMessage
     olga: User
+    kb_document: int = 0  # a knowledge document's id
 
 
 @pytest.fixture
@@ -190,6 +221,10 @@ def world(acme: Tenant) -> World:
     replied = task_drive(task_submit(agent_id=triage.pk, input=BILLING_TICKET, user=olga), {"verified", "escalated"})
     event = TaskEvent.objects.filter(task=task).first()
     assert event is not None
+    matrix_kb = Collection.objects.create(name="matrix-kb")
+    kb_document = Document.objects.create(
+        collection=matrix_kb, title="FAQ", content_type="text", content_hash="0" * 64, text="-"
+    )
     return World(
         agent=agent,
         task=task,
@@ -197,6 +232,7 @@ def world(acme: Tenant) -> World:
         event=event,
         olga=olga,
         outbox=OutboxMessage.objects.get(effect__task=replied),
+        kb_document=kb_document.pk,
     )
 
 
@@ -224,17 +260,23 @@ def _api_request(world: World, name: str, method: str, actor: str) -> tuple[str,
         "event": {"pk": world.event.pk},
         "approval": {"pk": world.approval.pk},
         "tool": {"name": "send_reply"},
+        "knowledge-collection": {"name": "matrix-kb"},
+        "knowledge-document": {"pk": world.kb_document},
     }
-    if name.endswith(("-list", "-pending")) or name in (
+    if name.endswith(("-list", "-pending", "-queue")) or name in (
         "api-root",
         "api-token",
         "schema",
         "api-docs",
         "blueprint-list",
+        "live-ticket",
+        "governance-dashboard",
+        "knowledge-search",
     ):
         url = reverse(name)
     else:
-        url = reverse(name, kwargs=kwargs_by_prefix[name.split("-")[0]])
+        prefix = name.rsplit("-", 1)[0] if name.startswith("knowledge-") else name.split("-")[0]
+        url = reverse(name, kwargs=kwargs_by_prefix[prefix])
     bodies: dict[tuple[str, str], dict[str, Any]] = {
         ("agent-list", "post"): {
             "name": f"made-by-{actor.replace(' ', '-').replace(chr(39), '')}",
@@ -246,6 +288,8 @@ def _api_request(world: World, name: str, method: str, actor: str) -> tuple[str,
         ("agent-execute", "post"): {"input": REFUND_TICKET},
         ("task-override", "post"): {"output": {"status": "resolved"}},
         ("approval-approve", "post"): {"action_hash": world.approval.action_hash},
+        ("approval-respond", "post"): {"verdict": "reject", "reason": "matrix"},
+        ("approval-reassign", "post"): {"user": USERNAMES["reviewer"]},
         ("api-token", "post"): {"username": USERNAMES.get(actor, BOB), "password": PASSWORD},
     }
     return url, bodies.get((name, method), {})
@@ -294,6 +338,9 @@ def _admin_url(world: World, name: str) -> str:
         "agents_task": world.task.pk,
         "agents_outboxmessage": world.outbox.pk,
         "hitl_approvalrequest": world.approval.pk,
+        "hitl_reviewerprofile": ReviewerProfile.objects.get_or_create(user=world.olga)[0].pk,
+        "knowledge_collection": Collection.objects.values_list("pk", flat=True).first(),
+        "knowledge_document": world.kb_document,
     }
     special: dict[str, Callable[[], str]] = {
         "agents_agent_run": lambda: reverse("admin:agents_agent_run", args=[world.agent.pk]),

@@ -1,5 +1,6 @@
 """A real ASGI server (uvicorn, as in production) on the test database, and a real browser
-(Debian's chromium driven by Playwright)."""
+(Debian's chromium driven by Playwright): session fixtures that tests/conftest.py exposes to
+every test module, so that one server and one Playwright instance serve the whole session."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pytest
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[1]
 # Playwright's sync API keeps an event loop running in the test thread; our test code around
 # it is plain synchronous Django, which Django would otherwise refuse next to a running loop.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -1,0 +1,55 @@
+"""Helpers shared by the knowledge tests; no tests here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.connection import connection
+from governance.actors import Actor
+from knowledge.models import Document
+from knowledge.services import document_embed, document_ingest
+from tenants.models import Tenant
+
+TESTER = Actor.system("tests")
+
+
+def ingested(tenant: Tenant, collection: str, filename: str, text: str | bytes, **metadata: Any) -> Document:
+    """A document of ``tenant`` ingested and embedded in this process (no worker)."""
+    connection.set_tenant(tenant)
+    data = text.encode() if isinstance(text, str) else text
+    result = document_ingest(
+        collection=collection,
+        data=data,
+        filename=filename,
+        actor=TESTER,
+        metadata=metadata,
+        create_collection=True,
+        enqueue=False,
+    )
+    document = document_embed(document_id=result.document.pk)
+    assert document is not None
+    return document
+
+
+def minimal_pdf(text: str) -> bytes:
+    """A one-page PDF showing ``text`` (ASCII, one line) in Helvetica."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
