@@ -233,7 +233,9 @@ def document_embed(*, document_id: int, progress: Progress | None = None) -> Doc
 @transaction.atomic(durable=True)
 def document_delete(*, document_id: int, actor: Actor) -> None:
     """Delete a document and its chunks. Raises DocumentNotFound (404)."""
-    document = Document.objects.select_for_update().select_related("collection").filter(pk=document_id).first()
+    document = (
+        Document.objects.select_for_update(of=("self",)).select_related("collection").filter(pk=document_id).first()
+    )
     if document is None:
         raise DocumentNotFound(f"no document {document_id}", document_id=document_id)
     data = {"collection": document.collection.name, "title": document.title, "content_hash": document.content_hash}
