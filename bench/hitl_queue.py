@@ -1,6 +1,6 @@
 """Benchmark: the approval queue with many pending requests and 50 reviewers in one tenant.
 
-    .venv/bin/python bench/queue.py [--quick] [--keep-db]
+    .venv/bin/python bench/hitl_queue.py [--quick] [--keep-db]
 
 Runs against the PostgreSQL of settings.DATABASE_URL in a database of its own,
 ``vigil_bench_queue``, created at the start and dropped at the end, and a private
