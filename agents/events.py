@@ -77,11 +77,20 @@ def live_send(event: Event) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    frame = {**event, "agent_id": _agent_id(event), "seq": live.sequence_next(schema=schema)}
-    message = {"type": "oversight.event", "event": frame}
-    asyncio.run_coroutine_threadsafe(layer.group_send(live.group_name(schema), message), _sender_loop()).result(
-        timeout=SEND_TIMEOUT_SECONDS
-    )
+    frame = {**event, "agent_id": _agent_id(event)}
+    # Numbered and sent on the sender thread, off the caller's path: a worker's next step does
+    # not wait for two Redis round trips. The thread runs the sends in the order they were
+    # published, and numbers each one before its first await, so numbers follow that order.
+    asyncio.run_coroutine_threadsafe(_send(layer, schema, frame), _sender_loop())
+
+
+async def _send(layer: Any, schema: str, frame: Event) -> None:
+    try:
+        frame["seq"] = live.sequence_next(schema=schema)
+        message = {"type": "oversight.event", "event": frame}
+        await asyncio.wait_for(layer.group_send(live.group_name(schema), message), SEND_TIMEOUT_SECONDS)
+    except Exception:  # the layer may drop events anyway; pages resync on a gap
+        logger.exception("event.live_send_failed", extra={"event_type": frame.get("type"), "schema": schema})
 
 
 SEND_TIMEOUT_SECONDS = 5.0
