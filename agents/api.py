@@ -249,6 +249,8 @@ class ToolViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ToolOut
     queryset = Tool.objects.all()
     lookup_field = "name"
+    # Tool names may hold a dot (knowledge.search); still ASCII only.
+    lookup_value_regex = r"[-A-Za-z0-9_.]+"
 
 
 class AgentViewSet(AgentScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -51,6 +51,12 @@ def test_a_tool_is_retrieved_by_its_name(acme: Tenant, acme_client: Client) -> N
     assert response.json()["privilege_level"] == Tool.objects.get(name="issue_refund").privilege_level
 
 
+def test_a_tool_whose_name_holds_a_dot_is_retrieved_by_its_name(acme: Tenant, acme_client: Client) -> None:
+    response = signed_in(acme_client, acme, ALICE).get("/api/v1/tools/knowledge.search/")
+    assert response.status_code == 200, response.content
+    assert response.json()["name"] == "knowledge.search"
+
+
 def test_openapi_schema_is_served_and_describes_the_agents_endpoints(acme_client: Client) -> None:
     response = acme_client.get("/api/schema/")
     assert response.status_code == 200
