@@ -188,7 +188,7 @@ def test_an_assignment_skips_the_reviewer_another_transaction_is_filling(
 
     def hold() -> object:
         with transaction.atomic():
-            request = ApprovalRequest.objects.select_for_update().select_related("task").get(pk=first.pk)
+            request = ApprovalRequest.objects.select_for_update(of=("self",)).select_related("task").get(pk=first.pk)
             taken = assign_next(approval=request, now=request.created_at)
             holding.set()
             done.wait(30)
