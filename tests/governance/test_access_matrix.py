@@ -10,9 +10,12 @@ are in tests/agents/test_api_approvals.py.
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,6 +159,41 @@ ACTIONS: dict[str, dict[str, Allowed]] = {
 # Pages of the tenant's domain outside the API and the admin.
 PAGES: dict[str, Allowed] = {"invitation_accept": PUBLIC, "invitation_done": PUBLIC}
 
+# Each area may keep its own entries in tests/governance/matrix_<area>.py: a module with any of
+# API, ADMIN, APP_INDEX, ACTIONS, PAGES (merged into the tables above), API_URLS (URL name ->
+# function of the World giving the URL), API_BODIES ((name, method) -> function of the World and
+# the actor giving the JSON body), ADMIN_URLS (admin URL name -> function of the World giving
+# the URL), ADMIN_BODIES (admin URL name -> function of the World giving the form data).
+API_URLS: dict[str, Callable[[World], str]] = {}
+API_BODIES: dict[tuple[str, str], Callable[[World, str], dict[str, Any]]] = {}
+ADMIN_URLS: dict[str, Callable[[World], str]] = {}
+ADMIN_BODIES: dict[str, Callable[[World], dict[str, Any]]] = {}
+
+
+def _load_areas() -> None:
+    for module_info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
+        if not module_info.name.startswith("matrix_"):
+            continue
+        area = importlib.import_module(f"tests.governance.{module_info.name}")
+        for table in (
+            "API",
+            "ADMIN",
+            "APP_INDEX",
+            "ACTIONS",
+            "PAGES",
+            "API_URLS",
+            "API_BODIES",
+            "ADMIN_URLS",
+            "ADMIN_BODIES",
+        ):
+            entries = getattr(area, table, {})
+            clash = set(entries) & set(globals()[table])
+            assert not clash, f"{module_info.name}.{table} repeats {sorted(clash)}"
+            globals()[table].update(entries)
+
+
+_load_areas()
+
 ACTORS = (*ROLES, "no role", "anonymous", "beta's bob")
 USERNAMES = {
     "admin": "alice@acme.example",
@@ -263,7 +301,9 @@ def _api_request(world: World, name: str, method: str, actor: str) -> tuple[str,
         "knowledge-collection": {"name": "matrix-kb"},
         "knowledge-document": {"pk": world.kb_document},
     }
-    if name.endswith(("-list", "-pending", "-queue")) or name in (
+    if name in API_URLS:
+        url = API_URLS[name](world)
+    elif name.endswith(("-list", "-pending", "-queue")) or name in (
         "api-root",
         "api-token",
         "schema",
@@ -292,6 +332,8 @@ def _api_request(world: World, name: str, method: str, actor: str) -> tuple[str,
         ("approval-reassign", "post"): {"user": USERNAMES["reviewer"]},
         ("api-token", "post"): {"username": USERNAMES.get(actor, BOB), "password": PASSWORD},
     }
+    if (name, method) in API_BODIES:
+        return url, API_BODIES[(name, method)](world, actor)
     return url, bodies.get((name, method), {})
 
 
@@ -358,6 +400,8 @@ def _admin_url(world: World, name: str) -> str:
     }
     if name in special:
         return special[name]()
+    if name in ADMIN_URLS:
+        return ADMIN_URLS[name](world)
     model, _, view = name.rpartition("_")
     if model in objects and view in ("change", "history", "delete"):
         return reverse(f"admin:{name}", args=[objects[model]])
@@ -376,6 +420,8 @@ def _admin_body(world: World, name: str) -> dict[str, Any]:
         "hitl_approvalrequest_decide": {"verdict": "approve", "action_hash": world.approval.action_hash},
         "agents_agent_simple_history": {"name": world.agent.name},
     }
+    if name in ADMIN_BODIES:
+        return ADMIN_BODIES[name](world)
     return bodies.get(name, {})
 
 
@@ -458,4 +504,11 @@ def test_the_pages_outside_the_api_and_the_admin_answer_everyone(acme: Tenant, w
     client = _client(acme, actor, api=False)
     assert client.get(reverse("invitation_done")).status_code == 200
     assert client.get(reverse("invitation_accept", args=["MQ", "not-a-token"])).status_code == 200
-    assert set(PAGES) == {"invitation_accept", "invitation_done"}
+    for name, rule in PAGES.items():
+        if name in ("invitation_accept", "invitation_done"):
+            continue
+        connection.set_tenant(acme)
+        url = ADMIN_URLS[name](world) if name in ADMIN_URLS else reverse(name)
+        connection.set_schema_to_public()
+        status = client.get(url).status_code
+        assert (status < 400) == _allowed(rule, actor), (name, status)
