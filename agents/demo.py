@@ -29,6 +29,13 @@ DEMO_AGENTS: tuple[dict[str, Any], ...] = (
         "privilege_ceiling": PrivilegeLevel.ADMIN,
         "automation_level": AutomationLevel.SEMI_AUTO,
     },
+    {
+        "name": "sla-monitor",
+        "blueprint": "monitor",
+        "description": "Reports response and resolution times, SLA breaches and backlog per agent.",
+        "privilege_ceiling": PrivilegeLevel.READ_ONLY,
+        "automation_level": AutomationLevel.SEMI_AUTO,
+    },
 )
 
 

@@ -39,8 +39,10 @@ from agents.schemas import schema_errors
 from agents.states import task_transition
 from agents.tools import TOOLS
 from config.connection import connection as db_connection
+from governance import access
 from governance.actors import Actor
 from governance.context import get_correlation_id
+from governance.roles import user_agent_scope_set
 from governance.services import audit_record
 from tenants.connections import LLMConnectionUnavailable, llm_connection_usable
 
@@ -237,6 +239,7 @@ def agent_create_within(
         raise InvalidAgentConfig(f"an agent named {name!r} exists already", fields={"name": "already in use"}) from None
     agent.tools.set(granted)
     _version_record(agent, user=user, reason="created", before={})
+    _creator_scope_extend(agent, user=user)
     audit_record(
         actor=_user_actor(user),
         verb="agent.created",
@@ -251,6 +254,21 @@ def agent_create_within(
         },
     )
     return agent
+
+
+def _creator_scope_extend(agent: Agent, *, user: User | AnonymousUser | None) -> None:
+    """A user limited to some agents manages (and so sees) the agents they create: without
+    this, a scoped agent manager could create an agent and then not reach it."""
+    if user is None or not user.is_authenticated:
+        return
+    managed = access.agent_grants(user)
+    if managed:
+        user_agent_scope_set(
+            user=user,
+            grant=access.MANAGE_AGENT,
+            agent_ids=[*managed.get(access.MANAGE_AGENT, ()), agent.pk],
+            actor=user,
+        )
 
 
 def agent_get(*, agent_id: int | None = None, name: str | None = None, lock: bool = False) -> Agent:

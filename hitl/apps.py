@@ -10,9 +10,11 @@ class HitlConfig(AppConfig):
         # hooks it defines, which hitl fills in here.
         from agents.hooks import ApprovalHooks, approvals_register
         from hitl import selectors, services
+        from hitl.monitor import sla_metrics_tool_register
 
         approvals_register(
             ApprovalHooks(
                 open=services.approval_open, decided=selectors.approval_decided_for, close=services.approvals_close
             )
         )
+        sla_metrics_tool_register()  # the monitor blueprint's tool

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from agents.blueprints.base import BaseAgent, Decision, StepContext, StepView
+from agents.blueprints.monitor import MonitorAgent
 from agents.blueprints.ops import OpsAgent
 from agents.blueprints.resolution import ResolutionAgent
 from agents.blueprints.support import SupportAgent
 from agents.blueprints.triage import TriageAgent
 
 BLUEPRINTS: dict[str, type[BaseAgent]] = {
-    cls.name: cls for cls in (TriageAgent, ResolutionAgent, OpsAgent, SupportAgent)
+    cls.name: cls for cls in (TriageAgent, ResolutionAgent, OpsAgent, SupportAgent, MonitorAgent)
 }
 
 

@@ -88,6 +88,27 @@ class SupportAgent(BaseAgent):
     output_schema = OUTPUT_SCHEMA
     tools = (SEARCH_TOOL, "send_reply", "escalate_to_human")
 
+    def execute_step(self, decision: Decision, ctx: StepContext) -> dict[str, Any]:
+        """The answer's result names the chunks it cites as ``sources`` (title, chunk id and the
+        hash of the chunk's text), which is what a reviewer's evidence snapshot shows when a later
+        step of the task (the reply of a manual agent) needs an approval."""
+        result = super().execute_step(decision, ctx)
+        searched = ctx.step(SEARCH_TOOL)
+        if decision.action != "answer" or searched is None:
+            return result
+        by_id = {hit["chunk_id"]: hit for hit in searched.result.get("results") or []}
+        result["sources"] = [
+            {
+                "title": by_id[chunk_id]["document_title"],
+                "ref": f"chunk:{chunk_id}",
+                "chunk_id": chunk_id,
+                "content_hash": by_id[chunk_id]["text_hash"],
+            }
+            for chunk_id in result.get("cited_chunk_ids", [])
+            if chunk_id in by_id
+        ]
+        return result
+
     def _escalate(self, ctx: StepContext, reason: str, output: dict[str, Any]) -> Decision:
         if ctx.step("escalate_to_human") is None:
             return Decision.tool("escalate_to_human", {"reason": reason[:500], "queue": "support"})

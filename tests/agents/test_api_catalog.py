@@ -21,7 +21,7 @@ def test_blueprint_list_describes_triage_resolution_and_ops_with_their_config_sc
     response = signed_in(acme_client, acme, ALICE).get("/api/v1/agents/blueprints/")
     assert response.status_code == 200
     by_name = {b["name"]: b for b in response.json()}
-    assert sorted(by_name) == ["ops", "resolution", "support", "triage"]
+    assert sorted(by_name) == ["monitor", "ops", "resolution", "support", "triage"]
     for name, described in by_name.items():
         cls = BLUEPRINTS[name]
         assert described["config_schema"] == cls.config_schema

@@ -160,6 +160,27 @@ def test_an_agent_manager_scoped_to_one_agent_manages_only_that_one(
     assert Task.objects.get(pk=two.other.task_id).state == "awaiting_approval"
 
 
+def test_an_agent_manager_scoped_to_some_agents_manages_the_agents_she_creates(
+    acme: Tenant, two: Two, acme_client: Client
+) -> None:
+    member_add(acme, MAX, "agent_manager")
+    _grant(acme, MAX, "manage_agent", two.mine_agent)
+    max_ = signed_in(acme_client, acme, MAX)
+
+    created = max_.post(
+        "/api/v1/agents/", {"name": "max-triage", "blueprint": "triage"}, content_type="application/json"
+    )
+
+    assert created.status_code == 201, created.content
+    agent_id = created.json()["id"]
+    assert max_.get(f"/api/v1/agents/{agent_id}/").status_code == 200
+    assert max_.post(f"/api/v1/agents/{agent_id}/pause/").status_code == 200
+    assert max_.get(f"/api/v1/agents/{two.other_agent.pk}/").status_code == 404
+    connection.set_tenant(acme)
+    changed = AuditEvent.objects.filter(verb="user.agent_scope_changed").latest("seq")
+    assert changed.data["to"] == sorted([two.mine_agent.pk, agent_id])
+
+
 def test_the_admin_shows_a_scoped_reviewer_only_her_agents_requests(
     acme: Tenant, two: Two, acme_client: Client
 ) -> None:

@@ -3,7 +3,9 @@ and escalates when retrieval is not confident."""
 
 from __future__ import annotations
 
-from agents.models import Step
+from agents.models import AutomationLevel, Step
+from governance.models import AuditEvent
+from hitl.models import ApprovalRequest
 from knowledge.models import Chunk
 from tenants.models import Tenant
 from tests.agents.api_support import agent_make, task_drive, task_make
@@ -64,3 +66,24 @@ def test_the_support_agent_escalates_when_the_tenant_has_no_knowledge_base(beta:
     assert task.state == "escalated"
     reason = Step.objects.get(task=task, action="escalate_to_human").arguments["reason"]
     assert "no collection named 'help-center'" in reason
+
+
+def test_the_chunks_an_answer_cites_are_in_the_evidence_a_reviewer_sees(acme: Tenant) -> None:
+    password = ingested(acme, "help-center", "password.md", PASSWORD_ARTICLE)
+    ingested(acme, "help-center", "shipping.md", SHIPPING_ARTICLE)
+    agent = agent_make(acme, "careful-helper", "support", automation_level=AutomationLevel.MANUAL)
+
+    task = task_drive(
+        task_make(acme, agent, {"text": "How do I reset my password?", "customer_email": "dana@example.com"}),
+        {"awaiting_approval", "completed", "escalated"},
+    )
+
+    assert task.state == "awaiting_approval", task.last_error
+    request = ApprovalRequest.objects.get(task=task)
+    assert request.tool == "send_reply"
+    [chunk] = Chunk.objects.filter(document=password)
+    [source] = request.evidence["sources"]
+    assert source == {"title": password.title, "ref": f"chunk:{chunk.pk}", "content_hash": chunk.text_hash}
+    assert "Forgot password" in request.evidence["action"]["arguments"]["body"]
+    opened = AuditEvent.objects.get(verb="approval.requested", target_id=str(request.pk))
+    assert opened.data["evidence_hash"] == request.evidence_hash
