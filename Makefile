@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 export VIGIL_ENV ?= development
 
 
-.PHONY: install browser services services-stop migrate demo lint test bench clean
+.PHONY: install browser oidc services services-stop migrate demo lint test bench clean
 
 install: .venv/.installed
 
@@ -20,6 +20,11 @@ install: .venv/.installed
 browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The local OpenID Connect provider of the demo and the single sign-on tests (npm oidc-provider,
+# pinned in config/oidc/package-lock.json, installed under .run/).
+oidc: install
+	$(PY) -m config.oidc_provider install
+
 services: install
 	$(PY) -m config.services start
 
@@ -29,7 +34,7 @@ services-stop:
 migrate: services
 	$(PY) manage.py migrate_tenants
 
-demo: install
+demo: install oidc
 	$(PY) -m config.services start
 	$(PY) -m config.demo
 
@@ -39,7 +44,7 @@ lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy .
 
-test: install browser
+test: install browser oidc
 	$(PY) -m config.services start --fast
 	$(PY) -m pytest -c tests/pytest.ini $(PYTEST_ARGS)
 

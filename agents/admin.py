@@ -19,11 +19,14 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from agents import services
 from agents.exceptions import InvalidAgentConfig
+from agents.limits import LimitExceeded
 from agents.models import Agent, AgentConfigVersion, OutboxMessage, Step, Task, TaskEvent, TaskPriority
 from config.errors import VigilError
 from governance import access
 from governance.access import Capability
+from governance.actors import Actor
 from governance.admin import AccessAdminMixin
+from governance.history import REASON_ATTRIBUTE
 
 VERSIONED = ("config", "model_settings", "privilege_ceiling", "automation_level")
 
@@ -135,8 +138,24 @@ class AgentAdmin(AccessAdminMixin, SimpleHistoryAdmin):
 
     # The form saves inside the transaction Django's changeform_view opens (agent, grants and
     # version in one), so it calls the services' "_within" forms: the others are durable.
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # A tier limit is checked where the agent is written, under the tenant's audit lock; its
+        # refusal rolls the admin's transaction back and comes back as a message, not a 500.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except LimitExceeded as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
     def save_model(self, request: HttpRequest, obj: Agent, form: Any, change: bool) -> None:
         reason = form.cleaned_data.get("reason", "")
+        setattr(request, REASON_ATTRIBUTE, reason)  # the history record's reason too (governance.history)
         if not change:
             created = services.agent_create_within(
                 name=obj.name,
@@ -373,11 +392,41 @@ class TaskAdmin(AccessAdminMixin, admin.ModelAdmin):
 class OutboxAdmin(AccessAdminMixin, admin.ModelAdmin):
     """Every side effect the agents produced, one row per effect (idempotency key)."""
 
-    list_display = ("id", "kind", "task_link", "key", "created_at", "delivered_at")
-    list_filter = ("kind",)
+    list_display = ("id", "kind", "task_link", "key", "status", "attempts", "created_at", "delivered_at")
+    list_filter = ("kind", "status")
     search_fields = ("effect__idempotency_key",)
-    fields = ("kind", "payload", "key", "task_link", "created_at", "delivered_at")
+    fields = (
+        "kind",
+        "payload",
+        "key",
+        "task_link",
+        "status",
+        "attempts",
+        "last_error",
+        "endpoint",
+        "next_attempt_at",
+        "created_at",
+        "delivered_at",
+    )
     readonly_fields = fields
+    actions = ["replay_selected"]
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return access.user_may(request.user, Capability.MANAGE_USERS)
+
+    @admin.action(description="Replay selected dead letters (dead, failed or unrouted)", permissions=["replay"])
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        from agents.integrations.relay import outbox_replay
+
+        ok = 0
+        for message in queryset:
+            try:
+                outbox_replay(message_id=message.pk, actor=Actor.for_user(request.user))
+                ok += 1
+            except VigilError as exc:
+                self.message_user(request, f"message {message.pk}: {exc}", messages.ERROR)
+        if ok:
+            self.message_user(request, f"{ok} message(s) sent again", messages.SUCCESS)
 
     @admin.display(description="Idempotency key")
     def key(self, obj: OutboxMessage) -> str:
@@ -393,3 +442,9 @@ class OutboxAdmin(AccessAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OutboxMessage]:
         return super().get_queryset(request).select_related("effect")
+
+
+from agents import (  # noqa: E402  (register their screens: event sources, credentials and endpoints)
+    admin_intake,  # noqa: F401
+    admin_integrations,  # noqa: F401
+)

@@ -22,12 +22,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from agents.authorization import ALLOW, DENY, authorize
+from agents import limits
+from agents.authorization import DENY, authorize
 from agents.blueprints import BaseAgent, Decision, StepContext, blueprint_class
 from agents.effects import PlannedEffect, effect_plan
 from agents.events import publish
 from agents.exceptions import ToolError
-from agents.hooks import DecidedApproval, approvals
+from agents.hooks import DecidedApproval, Gate, approval_gate, approvals
+from agents.integrations.relay import relay_kick
 from agents.lease import dispatch, lease_claim, lease_deadline, lease_hold, task_fail
 from agents.llm import provider_for
 from agents.models import Agent, AgentStatus, Task
@@ -62,6 +64,8 @@ class PlannedStep:
     arguments: dict[str, Any] = field(default_factory=dict)
     reasoning: str = ""
     tokens: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
     cost_usd: Any = 0
     latency_ms: float = 0
     effect: PlannedEffect | None = None
@@ -73,6 +77,7 @@ class ApprovalNeeded:
     tool: ToolSpec
     required_role: str
     reason: str
+    gate: Gate | None = None
 
 
 def _plan_step(
@@ -90,6 +95,8 @@ def _plan_step(
             result=result,
             reasoning=decision.reasoning,
             tokens=llm.tokens,
+            tokens_in=llm.prompt_tokens,
+            tokens_out=llm.completion_tokens,
             cost_usd=llm.cost_usd,
             latency_ms=llm.latency_ms,
             audit={"model": llm.model, "tokens": llm.tokens, "cost_usd": str(llm.cost_usd)},
@@ -109,8 +116,12 @@ def _plan_step(
             reasoning=decision.reasoning,
             audit={"reason": verdict.reason},
         )
-    if verdict.outcome != ALLOW:
-        return ApprovalNeeded(tool=spec, required_role=verdict.required_role, reason=verdict.reason)
+    # Approval policies (hitl) may gate a call the built-in rules allow, or waive the gate.
+    gate = approval_gate(
+        agent=snapshot.agent, tool=spec, arguments=decision.arguments, verdict=verdict, rules=snapshot.gate_rules
+    )
+    if gate.needs_approval:
+        return ApprovalNeeded(tool=spec, required_role=gate.required_role, reason=gate.reason, gate=gate)
     result, effect = effect_plan(
         tool=spec, arguments=decision.arguments, idempotency_key=f"task:{snapshot.task.pk}:step:{index}"
     )
@@ -123,7 +134,7 @@ def _plan_step(
         arguments=decision.arguments,
         reasoning=decision.reasoning,
         effect=effect,
-        audit={"reused_effect": False},
+        audit={"reused_effect": False, **gate.audit},
     )
 
 
@@ -189,12 +200,17 @@ def _step_commit(task: Task, step: PlannedStep, *, attempt: int, new_attempt: in
         latency_ms=step.latency_ms,
         audit=audit,
         effect=step.effect.params() if step.effect else None,
+        usage_model=limits.model_key(task.agent.model_settings),
+        tokens_in=step.tokens_in,
+        tokens_out=step.tokens_out,
     )
     with prepared_cursor() as cursor:
         cursor.execute((STEP_WITH_EFFECT if step.effect else STEP).sql, params)
         written = cursor.fetchone() is not None
     if written:
         task.attempt, task.ack_deadline = new_attempt, deadline
+        if step.effect is not None and step.effect.outbox_kind is not None:
+            relay_kick(task_id=task.pk)  # after commit: no statement of the step's
     return written
 
 
@@ -218,7 +234,10 @@ def advance(*, task_id: int, attempt: int) -> Outcome:
         decided = approvals().decided(task_id=task_id, step_index=index) if snapshot.gated else None
         decision: Decision | None = None
         planned: PlannedStep | ApprovalNeeded | None
-        if decided is not None:
+        refused = limits.tokens_exceeded_at_start() if task.state == S.ASSIGNED and index == 0 else None
+        if refused is not None:
+            decision, planned = Decision.escalate(str(refused)), None
+        elif decided is not None:
             planned = _decided_step(decided)
         else:
             ctx = StepContext(
@@ -243,7 +262,12 @@ def advance(*, task_id: int, attempt: int) -> Outcome:
         with transaction.atomic():
             if not lease_claim(task, attempt):
                 return Outcome.STALE
-            return _apply(task, blueprint, decision, planned, index)
+            outcome = _apply(task, blueprint, decision, planned, index)
+            if outcome in (Outcome.FINISHED, Outcome.WAITING):
+                # It left flight, under the audit lock its transitions took: a queued task of
+                # the tenant may go (agents.limits).
+                limits.tasks_admit(lock=False)
+            return outcome
     except Exception as exc:  # any failure of a step is retried with backoff, then escalated
         logger.warning(
             "step.failed",
@@ -280,17 +304,7 @@ def _apply(
     if decision.kind == "finish":
         return _finish(task, blueprint, decision, actor)
     if decision.kind == "escalate":
-        task.output = decision.output
-        task.last_error = decision.reasoning[:2000]
-        task.ack_deadline = None
-        task_transition(
-            task=task,
-            to=S.ESCALATED,
-            actor=actor,
-            reason=decision.reasoning,
-            also=["output", "last_error", "ack_deadline"],
-        )
-        return Outcome.FINISHED
+        return _escalate(task, actor, decision.reasoning, decision.output)
     raise ToolError(f"{blueprint.name} made a decision of unknown kind {decision.kind!r}")
 
 
@@ -300,6 +314,10 @@ def _approval_ask(task: Task, actor: Actor, index: int, needed: ApprovalNeeded, 
     errors = schema_errors(decision.arguments, needed.tool.args_schema)
     if errors:
         raise ToolError(f"invalid arguments for {needed.tool.name}: {errors}", fields=errors)
+    refused = limits.pending_approvals_exceeded()
+    if refused is not None:
+        # A request nobody could reach in time is worse than none: humans take the task.
+        return _escalate(task, actor, f"{needed.tool.name} needs an approval, but {refused}", decision.output)
     task.ack_deadline = None
     task_transition(task=task, to=S.AWAITING_APPROVAL, actor=actor, reason=needed.reason, also=["ack_deadline"])
     approvals().open(
@@ -311,8 +329,24 @@ def _approval_ask(task: Task, actor: Actor, index: int, needed: ApprovalNeeded, 
         reasoning=decision.reasoning,
         required_role=needed.required_role,
         actor=actor,
+        gate=needed.gate,
     )
+    limits.approval_count(model=limits.model_key(task.agent.model_settings))
     return Outcome.WAITING
+
+
+def _escalate(task: Task, actor: Actor, reason: str, output: Any) -> Outcome:
+    task.output = output
+    task.last_error = reason[:2000]
+    task.ack_deadline = None
+    task_transition(
+        task=task,
+        to=S.ESCALATED,
+        actor=actor,
+        reason=reason,
+        also=["output", "last_error", "ack_deadline"],
+    )
+    return Outcome.FINISHED
 
 
 def _finish(task: Task, blueprint: BaseAgent, decision: Decision, actor: Actor) -> Outcome:

@@ -1,11 +1,24 @@
 """The one event-publishing hook. Services call ``publish`` inside their transaction; the event
 goes to every subscriber after commit (never for a rolled-back change). The live stream is the
 standing subscriber (``live_send``): it numbers each event per tenant and sends it to the
-group ``oversight.<schema>``; tests may subscribe a recorder too."""
+group ``oversight.<schema>``; tests may subscribe a recorder too.
+
+Kinds and what they carry besides ``type``, ``schema`` (and, on the stream, ``seq`` and the
+``agent_id`` the sockets filter on, looked up from ``task_id`` when the publisher gave none):
+- ``task.state`` (task_id, agent_id, from_state, to_state, reason), ``task.step`` (task_id, index);
+- ``approval.requested`` (approval_id, task_id, tool, required_role), ``approval.assigned`` /
+  ``approval.released`` / ``approval.reminder`` / ``approval.breached`` (approval_id, task_id,
+  agent_id, user_id: the reviewer concerned), ``approval.decided`` (approval_id, task_id,
+  status, decided_by);
+- ``agent.paused`` / ``agent.resumed`` (agent_id, agent);
+- ``usage.near_limit`` (limit: the limit's name, used, max; agent_id when the limit is one
+  agent's, none for the tenant's own limits).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -87,7 +100,10 @@ def live_send(event: Event) -> None:
 async def _send(layer: Any, schema: str, frame: Event) -> None:
     try:
         frame["seq"] = live.sequence_next(schema=schema)
-        message = {"type": "oversight.event", "event": frame}
+        # Encoded once here rather than once per socket: every socket that may see the event
+        # sends these very bytes.
+        text = json.dumps({key: value for key, value in frame.items() if key != "schema"})
+        message = {"type": "oversight.event", "event": frame, "text": text}
         await asyncio.wait_for(layer.group_send(live.group_name(schema), message), SEND_TIMEOUT_SECONDS)
     except Exception:  # the layer may drop events anyway; pages resync on a gap
         logger.exception("event.live_send_failed", extra={"event_type": frame.get("type"), "schema": schema})

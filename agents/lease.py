@@ -135,6 +135,9 @@ def task_fail(*, task_id: int, attempt: int | None, error: str, actor: Actor | N
                 actor=actor,
                 reason=f"gave up after {settings.TASK_MAX_RETRIES} retries: {error}"[:500],
             )
+            from agents.limits import tasks_admit  # it imports this module
+
+            tasks_admit(lock=False)  # its slot is free, under the audit lock just taken
             return Outcome.FINISHED
         task.save(update_fields=["retry_count", "last_error", "updated_at"])
         if task.state != S.RETRYING:

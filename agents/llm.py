@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -29,18 +28,10 @@ from agents.exceptions import LLMError
 from agents.schemas import schema_errors
 from config.connection import connection as db_connection
 from governance.context import get_correlation_id
-from tenants.connections import LLMConnectionUnavailable, llm_connection_usable
+from tenants.connections import LLMConnectionUnavailable, llm_connection_api_key, llm_connection_usable
+from tenants.usage import cost_estimate
 
 logger = logging.getLogger(__name__)
-
-# USD per million tokens (input, output); unknown models use DEFAULT_PRICE.
-PRICES: dict[str, tuple[Decimal, Decimal]] = {
-    "gpt-4o-mini": (Decimal("0.15"), Decimal("0.60")),
-    "gpt-4o": (Decimal("2.50"), Decimal("10.00")),
-    "gpt-4.1-mini": (Decimal("0.40"), Decimal("1.60")),
-    "offline": (Decimal("0"), Decimal("0")),
-}
-DEFAULT_PRICE = (Decimal("1.00"), Decimal("3.00"))
 
 
 @dataclass(frozen=True)
@@ -58,16 +49,27 @@ class LLMResult:
 
 
 def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> Decimal:
-    price_in, price_out = PRICES.get(model, DEFAULT_PRICE)
-    return (price_in * prompt_tokens + price_out * completion_tokens) / Decimal(1_000_000)
+    """From the operators' price table (tenants.usage; a model it does not name has a default)."""
+    return cost_estimate(model=model, tokens_in=prompt_tokens, tokens_out=completion_tokens)
 
 
 class Provider(Protocol):
     def structured(self, *, task: str, system: str, user: str, schema: dict[str, Any]) -> LLMResult: ...
 
 
-def _approx_tokens(text: str) -> int:
-    return max(1, round(len(text.split()) * 1.3))
+# An estimate of what a model's tokenizer would count, for the offline provider (which has none):
+# BPE tokenizers cut English into word pieces of about four characters and split punctuation
+# and digits off, so a run of letters counts one token per four characters (at least one) and
+# every other non-space character one. Rough, but the offline provider's usage is metered,
+# priced and limited like a real model's.
+_WORDPIECE = re.compile(r"[A-Za-z]+|\S")
+
+
+def approx_tokens(text: str) -> int:
+    count = 0
+    for piece in _WORDPIECE.findall(text):
+        count += -(-len(piece) // 4) if piece[0].isalpha() else 1
+    return max(1, count)
 
 
 # ---------------------------------------------------------------------------- offline rules
@@ -258,14 +260,14 @@ class OfflineProvider:
         errors = schema_errors(data, schema)
         if errors:
             raise LLMError(f"offline output failed its schema: {errors}")
-        prompt_tokens = _approx_tokens(system) + _approx_tokens(user)
-        completion_tokens = _approx_tokens(json.dumps(data))
+        prompt_tokens = approx_tokens(system) + approx_tokens(user)
+        completion_tokens = approx_tokens(json.dumps(data))
         return LLMResult(
             data=data,
             model=self.model,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            cost_usd=Decimal(0),
+            cost_usd=estimate_cost(self.model, prompt_tokens, completion_tokens),
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
@@ -366,7 +368,7 @@ def provider_for(model_settings: dict[str, Any], *, schema_name: str | None = No
     model = model_settings.get("model")
     if not isinstance(model, str) or model not in found.allowed_models:
         raise LLMError(f"the model connection {name!r} does not offer the agent's model")
-    key = os.environ.get(found.api_key_env)
+    key = llm_connection_api_key(found)  # the stored key, or the worker's variable
     if not key:
         logger.warning("llm.key_missing", extra={"connection": name, "api_key_env": found.api_key_env})
         raise LLMError(f"the model connection {name!r} has no key on this worker; see the worker log")

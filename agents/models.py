@@ -4,9 +4,12 @@ schema. Workflows live in services and the engine, not here."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
+
+from tenants.models import UsageDay
 
 
 class PrivilegeLevel(models.IntegerChoices):
@@ -158,6 +161,10 @@ class Task(models.Model):
         indexes = [
             models.Index(fields=["agent", "state"], name="task_agent_state"),
             models.Index(fields=["state"], name="task_state"),
+            # The order queued tasks are admitted in (agents.limits): no column a lease moves.
+            models.Index(
+                fields=["-priority", "id"], name="task_queued_order", condition=models.Q(state=TaskState.QUEUED)
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -215,18 +222,44 @@ class Effect(models.Model):
         return f"{self.tool} [{self.idempotency_key}]"
 
 
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RETRYING = "retrying", "Retrying after a failed attempt"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Refused by the endpoint (4xx)"
+    DEAD = "dead", "Dead letter: attempts spent"
+    UNROUTED = "unrouted", "No endpoint for its kind"
+
+
 class OutboxMessage(models.Model):
-    """What side-effecting tools send (replies, refunds, restarts), one row per effect, for a
-    relay to deliver; counting rows counts effects."""
+    """What side-effecting tools send (replies, refunds, restarts), one row per effect, for
+    the relay (agents.integrations.relay) to deliver; counting rows counts effects. The step
+    statement inserts the row with its effect, kind and payload: the delivery columns take
+    their database defaults."""
 
     effect = models.OneToOneField(Effect, on_delete=models.PROTECT, related_name="outbox")
     kind = models.CharField(max_length=50)
     payload = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=DeliveryStatus.choices, db_default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(db_default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, db_default="")
+    endpoint = models.ForeignKey(
+        "agents.Endpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The relay's sweep: messages still to deliver.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="outbox_to_deliver",
+                condition=models.Q(status__in=["pending", "retrying"]),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"
@@ -248,3 +281,116 @@ class TaskEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id}: {self.from_state} → {self.to_state}"
+
+
+# ---------------------------------------------------------------------------- integrations
+class CredentialKind(models.TextChoices):
+    BEARER = "bearer", "Bearer token (Authorization: Bearer …)"
+    BASIC = "basic", "Basic auth (user:password)"
+    HEADER = "header", "A header of its own (name and value)"
+
+
+class Credential(models.Model):
+    """A secret a tenant's endpoint needs, encrypted at rest (config.secrets). Write-only: no
+    API, admin page, audit event or log shows ``secret``; the relay decrypts it at call time."""
+
+    name = models.SlugField(max_length=50, unique=True)
+    kind = models.CharField(max_length=10, choices=CredentialKind.choices)
+    header_name = models.CharField(max_length=100, blank=True, help_text="for kind 'header'")
+    secret = models.TextField(editable=False)
+    created_by = models.CharField(max_length=200, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Never the secret, even encrypted.
+    history = HistoricalRecords(excluded_fields=["secret", "created_at"])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Endpoint(models.Model):
+    """Where a tenant's effects of the given kinds are delivered (and where a tool that answers
+    from an endpoint asks). The URL must pass the operator's egress rules
+    (agents.integrations.egress); each request is signed with ``signing_secret`` (encrypted)."""
+
+    name = models.SlugField(max_length=50, unique=True)
+    url = models.URLField(max_length=500)
+    kinds = ArrayField(models.CharField(max_length=50), help_text="the effect kinds delivered here")
+    credential = models.ForeignKey(
+        Credential, null=True, blank=True, on_delete=models.PROTECT, related_name="endpoints"
+    )
+    signing_secret = models.TextField(editable=False)
+    enabled = models.BooleanField(default=True)
+    timeout_seconds = models.FloatField(default=10, validators=[MinValueValidator(0.1), MaxValueValidator(60)])
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(excluded_fields=["signing_secret", "created_at", "updated_at"])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# ------------------------------------------------------------ event intake (agents.intake)
+class EventSourceKind(models.TextChoices):
+    ALERTMANAGER = "alertmanager", "Prometheus Alertmanager (webhook payload version 4)"
+    GENERIC = "generic", "Generic JSON event"
+
+
+class EventSource(models.Model):
+    """A system that reports events to an ops agent (POST /api/v1/events/ingest/<name>), every
+    request signed with the source's secret. The secret is stored encrypted (config.secrets)
+    and never shown: it is set or rotated, not read back."""
+
+    name = models.SlugField(max_length=50, unique=True)
+    kind = models.CharField(max_length=20, choices=EventSourceKind.choices)
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="event_sources")
+    secret_token = models.TextField(editable=False, help_text="the signing secret, encrypted")
+    enabled = models.BooleanField(default=True)
+    secret_rotated_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(excluded_fields=["secret_token", "created_at", "updated_at"])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IngestedEvent(models.Model):
+    """An event a source reported, by the id the source gave it: a second delivery of the same
+    id finds this row and its task instead of starting another."""
+
+    # Covered by ingested_event_source_event_unique.
+    source = models.ForeignKey(EventSource, on_delete=models.PROTECT, related_name="events", db_index=False)
+    event_id = models.CharField(max_length=300)
+    payload_hash = models.CharField(max_length=64)
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="ingested_events")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "event_id"], name="ingested_event_source_event_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.event_id}"
+
+
+# ------------------------------------------------------------------------- usage (agents.usage)
+class TenantUsage(UsageDay):
+    """The tenant's own rows of the public usage table (tenants.UsageDay), as its admin lists
+    them beside its limits (agents.usage)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "usage"
+        verbose_name_plural = "usage"

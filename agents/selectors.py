@@ -30,6 +30,7 @@ class Snapshot:
     gated: bool  # the task waited for a decision at some point: a decided approval may be due
     latest: tuple[StepView, ...]  # the latest step of each action, oldest first
     count: int  # steps written so far; the next step's index
+    gate_rules: Any = None  # the approval policies in force (vigil_gate_rules()), None without any app's
 
     @property
     def agent(self) -> Agent:
@@ -56,7 +57,7 @@ def task_snapshot(*, task_id: int) -> Snapshot | None:
     n, m = len(TASK_FIELDS), len(TASK_FIELDS) + len(AGENT_FIELDS)
     task = _from_row(Task, TASK_FIELDS, row[:n])
     task.agent = _from_row(Agent, AGENT_FIELDS, row[n:m])
-    tenant_status, granted, gated, steps = row[m:]
+    tenant_status, granted, gated, steps, gate_rules = row[m:]
     latest = tuple(StepView(*step) for step in (json.loads(steps) if isinstance(steps, str) else steps))
     return Snapshot(
         task=task,
@@ -65,6 +66,7 @@ def task_snapshot(*, task_id: int) -> Snapshot | None:
         gated=gated,
         latest=latest,
         count=latest[-1].index + 1 if latest else 0,
+        gate_rules=json.loads(gate_rules) if isinstance(gate_rules, str) else gate_rules,
     )
 
 

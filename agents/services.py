@@ -13,7 +13,9 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from agents import limits
 from agents.blueprints import BLUEPRINTS, blueprint_class
+from agents.events import publish
 from agents.exceptions import (
     AgentNotFound,
     AgentUnavailable,
@@ -253,6 +255,7 @@ def agent_create_within(
             "automation_level": automation_level,
         },
     )
+    limits.agents_limit_check()  # under the audit lock just taken
     return agent
 
 
@@ -377,6 +380,9 @@ def agent_status_set(*, agent_id: int, status: str, user: User | AnonymousUser |
     agent.save(update_fields=["status", "updated_at"])
     audit_record(actor=_user_actor(user), verb=f"agent.{status}", target_type="agent", target_id=agent.pk, data={})
     if status == AgentStatus.ENABLED:
+        limits.agents_limit_check()  # a paused agent does not count against max_agents
+    publish("agent.paused" if status == AgentStatus.PAUSED else "agent.resumed", agent_id=agent.pk, agent=agent.name)
+    if status == AgentStatus.ENABLED:
         held = Task.objects.select_for_update(of=("self",), no_key=True).filter(
             agent=agent, ack_deadline__isnull=True, state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING]
         )
@@ -403,6 +409,29 @@ def task_submit(
     the last IDEMPOTENCY_KEY_TTL in this tenant returns the task the first one created, in
     whatever state it is now, and creates nothing; the same key with another agent, input or
     priority raises IdempotencyKeyReused (422). A key older than that is forgotten."""
+    return task_submit_within(
+        agent_name=agent_name,
+        agent_id=agent_id,
+        input=input,
+        priority=priority,
+        user=user,
+        idempotency_key=idempotency_key,
+    )
+
+
+def task_submit_within(
+    *,
+    agent_name: str | None = None,
+    agent_id: int | None = None,
+    input: Any,
+    priority: int = TaskPriority.MEDIUM,
+    user: User | AnonymousUser | None = None,
+    idempotency_key: str | None = None,
+    actor: Actor | None = None,
+) -> Task:
+    """``task_submit`` inside the caller's transaction, for code that records the task with a
+    change of its own (an ingested event and its task commit together). ``actor``: who asks
+    when no user does (a system actor: an event source)."""
     agent = agent_get(agent_id=agent_id, name=agent_name)
     if idempotency_key is not None:
         earlier = _task_for_idempotency_key(idempotency_key)
@@ -434,7 +463,7 @@ def task_submit(
         if winner is None:
             raise
         return _task_replayed(winner, agent=agent, input=input, priority=priority)
-    actor = _user_actor(user)
+    actor = actor or _user_actor(user)
     audit_record(
         actor=actor,
         verb="task.submitted",
@@ -443,11 +472,10 @@ def task_submit(
         data={"agent": agent.name, "priority": priority},
         correlation_id=task.correlation_id,
     )
-    task.attempt = 1
-    task.ack_deadline = timezone.now() + timedelta(seconds=settings.TASK_ACK_TIMEOUT_SECONDS)
-    task_transition(task=task, to=S.ASSIGNED, actor=actor, reason="sent to the workers", save=False)
-    task.save()
-    dispatch(task_id=task.pk, attempt=task.attempt)
+    # Under the audit lock just taken: count the run against the tier's limits, then send the
+    # task, or leave it queued while the tenant has its share of tasks in flight (agents.limits).
+    tenant = limits.run_count(model=limits.model_key(agent.model_settings))
+    limits.task_admit_or_queue(task, tenant=tenant, actor=actor)
     return task
 
 
@@ -502,6 +530,7 @@ def task_cancel(*, task_id: int, user: User | AnonymousUser | None, reason: str 
     task.save(update_fields=["attempt", "ack_deadline", "updated_at"])
     task_transition(task=task, to=S.CANCELLED, actor=_user_actor(user), reason=reason or "cancelled")
     _approvals_close(task)
+    limits.tasks_admit(lock=False)  # its slot, if it had one, is free
     return task
 
 
@@ -515,6 +544,7 @@ def task_escalate(*, task_id: int, user: User | AnonymousUser | None, reason: st
     task.save(update_fields=["attempt", "ack_deadline", "last_error", "updated_at"])
     task_transition(task=task, to=S.ESCALATED, actor=_user_actor(user), reason=reason or "escalated manually")
     _approvals_close(task)
+    limits.tasks_admit(lock=False)
     return task
 
 
@@ -575,14 +605,16 @@ def task_resume(*, task_id: int, step_index: int, user: User | AnonymousUser | N
 def tasks_resend_held() -> int:
     """Re-send the held tasks (runnable, no deadline: stopped at a step boundary while their
     tenant was suspended or their agent paused) of the enabled agents of the current schema.
-    In-flight tasks always have a deadline and are left alone."""
+    In-flight tasks always have a deadline and are left alone. Queued tasks are sent while the
+    tenant has slots free (agents.limits), first: it takes the audit lock, which is always taken
+    before the rows below."""
+    count = limits.tasks_admit()
     # The agent is joined to filter, not locked (see lease.task_fail: the agent row is shared).
     held = Task.objects.select_for_update(skip_locked=True, of=("self",), no_key=True).filter(
         state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING],
         ack_deadline__isnull=True,
         agent__status=AgentStatus.ENABLED,
     )
-    count = 0
     for task in held:
         lease_renew(task)
         count += 1

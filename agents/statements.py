@@ -22,6 +22,7 @@ from django.db.models import Field
 
 from agents.models import Agent, Task, TaskState
 from governance.services import AUDIT_APPEND_CALL
+from tenants.usage import upsert_sql, usage_day, usage_params
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
@@ -64,6 +65,9 @@ SNAPSHOT = Statement(
         " ORDER BY s.index), '[]'::jsonb) FROM agents_step s WHERE s.task_id = t.id AND s.index = ANY (ARRAY("
         "SELECT DISTINCT ON (l.action) l.index FROM agents_step l WHERE l.task_id = t.id"
         " ORDER BY l.action, l.index DESC)))"
+        # What the approval policies say, from the app that owns them (agents.hooks.ApprovalGate):
+        # a function of the tenant's schema that answers NULL until such an app replaces it.
+        ", vigil_gate_rules()"
         " FROM agents_task t JOIN agents_agent a ON a.id = t.agent_id WHERE t.id = %(task_id)s"
     ),
 )
@@ -128,7 +132,10 @@ _STEP_WRITE = (
     " FROM {source} RETURNING task_id),"
     # The function is in the select list so that it runs once per written step: not at all
     # on a lost lease. (A SELECT in a WITH runs only when read, hence the last line.)
-    f" audit AS (SELECT {AUDIT_APPEND_CALL} AS appended FROM step)"
+    f" audit AS (SELECT {AUDIT_APPEND_CALL} AS appended FROM step),"
+    # The tenant's usage of the day and model (tenants.usage), after the audit append: the
+    # audit lock serializes the tenant's writers, so this row is never waited for.
+    f" usage AS ({upsert_sql(source='FROM audit')})"
     " SELECT (appended).seq FROM audit"
 )
 STEP = Statement("step", _STEP_CLAIM + _STEP_WRITE.format(source="claim"))
@@ -153,10 +160,14 @@ def step_params(
     latency_ms: float,
     audit: Mapping[str, Any],
     effect: Mapping[str, Any] | None,
+    usage_model: str = "offline",
+    tokens_in: int = 0,
+    tokens_out: int = 0,
 ) -> dict[str, Any]:
     """Parameters of STEP (``effect`` None) or STEP_WITH_EFFECT (``effect``:
     ``PlannedEffect.params()``). ``arguments`` and ``result`` are JSON text; ``audit`` is
-    ``governance.services.audit_append_params(...)``."""
+    ``governance.services.audit_append_params(...)``. The step is counted in the tenant's usage
+    of ``now``'s day under ``usage_model``, with its tokens and cost."""
     return {
         "task_id": task_id,
         "attempt": attempt,
@@ -174,6 +185,14 @@ def step_params(
         "latency_ms": latency_ms,
         **audit,
         **(effect or {}),
+        **usage_params(
+            model=usage_model,
+            day=usage_day(now),
+            steps=1,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=cost_usd,
+        ),
     }
 
 

@@ -108,3 +108,41 @@ def sweep_ack_deadlines() -> int:
         finally:
             connection.set_schema_to_public()
     return swept
+
+
+@shared_task(base=TenantTask, name="agents.relay_deliver", acks_late=True, ignore_result=True)
+def relay_deliver(*, schema: str, task_id: int) -> int:
+    """Deliver a task's outbox messages in order (agents.integrations.relay)."""
+    from agents.integrations.relay import relay_deliver_task
+
+    return relay_deliver_task(task_id=task_id)
+
+
+@shared_task(base=TenantTask, name="agents.relay_drain", acks_late=True, ignore_result=True)
+def relay_drain(*, schema: str) -> int:
+    """Deliver the tenant's due outbox messages in batches until none is due (or a minute
+    passed: the next sweep goes on)."""
+    from agents.integrations.relay import relay_drain as drain
+
+    return drain(seconds=60.0)
+
+
+@shared_task(name="agents.relay_sweep", ignore_result=True)
+def relay_sweep() -> int:
+    """Beat: for every active tenant with an outbox message due (a lost message, a retry whose
+    countdown message died with its worker, a relay killed mid-batch), send one
+    ``agents.relay_drain``."""
+    from agents.integrations.relay import relay_drain_send, relay_due
+
+    sent = 0
+    for tenant in list(Tenant.objects.filter(status=TenantStatus.ACTIVE).exclude(schema_name="public")):
+        connection.set_tenant(tenant)
+        try:
+            if relay_due(limit=1):
+                relay_drain_send()
+                sent += 1
+        except Exception:  # one broken tenant must not stop the sweep of the others
+            logger.exception("relay.sweep_failed", extra={"schema": tenant.schema_name})
+        finally:
+            connection.set_schema_to_public()
+    return sent

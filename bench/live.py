@@ -22,6 +22,11 @@ What is measured:
   asyncio loop of this process, on the same clock; their own parsing is inside the figure.
 * sustained events/s: a burst of events published back to back at 50 clients (and a smaller
   one at 500); events / (first publish -> the last client's last frame), and frames/s.
+* approve -> peer: one reviewer approves open requests one at a time through
+  ``POST /api/v1/hitl/<id>/approve/`` while a second reviewer's socket is open (next to 49
+  other clients); from just before the HTTP request to the ``approval.decided`` frame of that
+  request on the second reviewer's socket (``approve_to_peer_p99_ms``). The request, its
+  transaction and the API's answer are inside the figure.
 
 The last line printed is one JSON object with the headline numbers.
 """
@@ -40,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -51,8 +57,9 @@ if str(ROOT) not in sys.path:
 from bench.benchlib import BENCH_DB_RE, BenchDatabase, db_urls, p50, pct, say  # noqa: E402
 from bench.steps import PrivateRedis  # noqa: E402
 
-TARGETS = {"p99_ms_50_clients": 50.0, "p99_ms_500_clients": 250.0}
+TARGETS = {"p99_ms_50_clients": 50.0, "p99_ms_500_clients": 250.0, "approve_to_peer_p99_ms": 50.0}
 TENANT_DOMAIN = "live.bench.localhost"
+REVIEWER = f"reviewer@{TENANT_DOMAIN}"
 PASSWORD = "bench-live-pass-9"  # noqa: S105  (the scratch tenant's admin, dropped with the database)
 
 
@@ -62,12 +69,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def setup_tenant() -> tuple[Any, str]:
-    """Shared migrations, one spare, the tenant; its admin's API token."""
+def setup_tenant() -> tuple[Any, str, str]:
+    """Shared migrations, one spare, the tenant; its admin's API token, and a reviewer (who
+    watches the approve -> peer run)."""
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
+    from django.db import transaction
 
     from config.connection import connection
+    from governance.tokens import token_issue
     from tenants.services import provision_request_build, spare_pool_fill, tenant_provision
 
     call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
@@ -82,11 +91,87 @@ def setup_tenant() -> tuple[Any, str]:
         )
     )
     connection.set_tenant(result.tenant)
-    from django.contrib.auth.models import User
+    from django.contrib.auth.models import Group, User
 
-    token = Token.objects.create(user=User.objects.get(username=result.admin_username))
+    reviewer = User.objects.create_user(REVIEWER, REVIEWER, PASSWORD)
+    reviewer.groups.add(Group.objects.get(name="reviewer"))
+    with transaction.atomic():
+        token = token_issue(user=User.objects.get(username=result.admin_username), name="bench")
+        reviewer_token = token_issue(user=reviewer, name="bench")
     connection.set_schema_to_public()
-    return result.tenant, token.key
+    return result.tenant, token.secret, reviewer_token.secret
+
+
+def open_requests(count: int) -> list[tuple[int, str]]:
+    """``count`` open approval requests of one agent, as the engine opens them (its task parked
+    at the gate), without running the engine: (id, action hash) each."""
+    from django.db import transaction
+
+    from agents.models import Task, TaskState
+    from agents.services import agent_create
+    from config.connection import connection
+    from governance.actors import Actor
+    from hitl.services import approval_open
+    from tenants.models import Tenant
+
+    connection.set_tenant(Tenant.objects.get(domains__domain=TENANT_DOMAIN))
+    agent = agent_create(name="bench-refunds", blueprint="resolution", privilege_ceiling=3)
+    opened = []
+    for n in range(count):
+        with transaction.atomic():
+            task = Task.objects.create(agent=agent, input={"text": f"refund {n}"}, state=TaskState.AWAITING_APPROVAL)
+            request = approval_open(
+                task=task,
+                step_index=2,
+                tool="issue_refund",
+                level=3,
+                arguments={"order_id": f"AB{n:04d}", "amount": 25, "currency": "EUR", "reason": "bench"},
+                reasoning="bench",
+                required_role="reviewer",
+                actor=Actor.system("bench"),
+            )
+        opened.append((request.pk, request.action_hash))
+    connection.set_schema_to_public()
+    return opened
+
+
+def _post(port: int, path: str, token: str, body: dict[str, Any]) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        method="POST",
+        data=json.dumps(body).encode(),
+        headers={"Host": TENANT_DOMAIN, "Authorization": f"Token {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  (http URL built here)
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()[:300]
+
+
+def approve_run(clients: Clients, port: int, token: str, requests: list[tuple[int, str]]) -> dict[str, Any]:
+    """Approve each request through the API, one at a time; the latency to the decision's frame
+    on the peer's socket (client 0, the reviewer)."""
+    sent: dict[int, float] = {}
+    api_ms = []
+    for approval_id, action_hash in requests:
+        sent[approval_id] = time.time()
+        status, body = _post(port, f"/api/v1/hitl/{approval_id}/approve/", token, {"action_hash": action_hash})
+        api_ms.append((time.time() - sent[approval_id]) * 1000)
+        if status != 200:
+            raise SystemExit(f"approving request {approval_id} answered {status}: {body!r}")
+        deadline = time.monotonic() + 10
+        while approval_id not in clients.decided and time.monotonic() < deadline:
+            time.sleep(0.001)
+    lat = [(clients.decided[a] - sent[a]) * 1000 for a in sent if a in clients.decided]
+    return {
+        "requests": len(requests),
+        "p50_ms": round(p50(lat), 2),
+        "p99_ms": round(pct(lat, 99), 2),
+        "max_ms": round(max(lat), 2),
+        "api_p50_ms": round(p50(api_ms), 2),
+        "missing_frames": len(requests) - len(lat),
+    }
 
 
 class Server:
@@ -141,9 +226,12 @@ class Clients:
     """``n`` websocket clients in one asyncio loop on a thread of their own; each records
     (event number, arrival time) for every ``bench.tick`` frame."""
 
-    def __init__(self, port: int, token: str, n: int) -> None:
+    def __init__(self, port: int, token: str, n: int, *, first_token: str | None = None) -> None:
         self.port, self.token, self.n = port, token, n
+        self.first_token = first_token or token
         self.received: list[dict[int, float]] = [{} for _ in range(n)]
+        # Client 0's ``approval.decided`` frames: approval id -> arrival time.
+        self.decided: dict[int, float] = {}
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -154,11 +242,11 @@ class Clients:
         if self.error is not None:
             raise SystemExit(f"clients failed: {self.error!r}")
 
-    def _ticket(self) -> list[str]:
+    def _ticket(self, token: str) -> list[str]:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/api/v1/live/ticket/",
             method="POST",
-            headers={"Host": TENANT_DOMAIN, "Authorization": f"Token {self.token}"},
+            headers={"Host": TENANT_DOMAIN, "Authorization": f"Token {token}"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  (http URL built here)
             return list(json.loads(response.read())["subprotocols"])
@@ -166,7 +254,7 @@ class Clients:
     async def _client(self, index: int, opened: asyncio.Event, stop: asyncio.Event) -> None:
         from websockets.asyncio.client import connect
 
-        protocols = await asyncio.to_thread(self._ticket)
+        protocols = await asyncio.to_thread(self._ticket, self.first_token if index == 0 else self.token)
         sock = socket.create_connection(("127.0.0.1", self.port))
         async with connect(
             f"ws://{TENANT_DOMAIN}/ws/live/",
@@ -177,17 +265,19 @@ class Clients:
         ) as ws:
             opened.set()
             mine = self.received[index]
-            reader = asyncio.ensure_future(self._read(ws, mine))
+            reader = asyncio.ensure_future(self._read(ws, mine, self.decided if index == 0 else None))
             await stop.wait()
             reader.cancel()
 
     @staticmethod
-    async def _read(ws: Any, mine: dict[int, float]) -> None:
+    async def _read(ws: Any, mine: dict[int, float], decided: dict[int, float] | None) -> None:
         async for raw in ws:
             now = time.time()
             frame = json.loads(raw)
             if frame.get("type") == "bench.tick":
                 mine[int(frame["n"])] = now
+            elif decided is not None and frame.get("type") == "approval.decided":
+                decided[int(frame["approval_id"])] = now
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -290,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     if not BENCH_DB_RE.match(args.db_name):
         parser.error("--db-name must match vigil_bench[a-z0-9_]*")
     events = 40 if args.quick else 200
+    approvals_count = 40 if args.quick else 200
     burst = 200 if args.quick else 1000
 
     _, bench_url, maint_url = db_urls(args.db_name)
@@ -317,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         django.setup()
         say(f"== Vigil benchmark: live stream ({'quick' if args.quick else 'full'}) ==")
         say(f"python {platform.python_version()}, {os.cpu_count()} cores, redis {private_redis.version}")
-        _, token = setup_tenant()
+        _, token, reviewer_token = setup_tenant()
+        approvals = open_requests(approvals_count + 5)
         server = Server({**os.environ, "PYTHONUNBUFFERED": "1"}, workdir / "web.log")
         say(f"web: uvicorn, 2 worker processes, port {server.port}")
         first = 1
@@ -346,6 +438,18 @@ def main(argv: list[str] | None = None) -> int:
                     )
             finally:
                 clients.close()
+        clients = Clients(server.port, token, 50, first_token=reviewer_token)
+        try:
+            approve_run(clients, server.port, token, approvals[:5])  # warm-up
+            peer = approve_run(clients, server.port, token, approvals[5:])
+        finally:
+            clients.close()
+        results["approve_to_peer"] = peer
+        say(
+            f"approve -> peer's frame (50 clients): p50 {peer['p50_ms']:.2f} ms, p99 {peer['p99_ms']:.2f} ms, "
+            f"max {peer['max_ms']:.2f} ms ({peer['requests']} approvals, the API answered in p50 "
+            f"{peer['api_p50_ms']:.2f} ms, {peer['missing_frames']} missing)"
+        )
         baseline = results["latency_1"]["p99_ms"]
         for n in (50, 500):
             ratio = results[f"latency_{n}"]["p99_ms"] / baseline if baseline else 0.0
@@ -360,9 +464,12 @@ def main(argv: list[str] | None = None) -> int:
             "events_per_s": results["burst_50"]["events_per_s"],
             "frames_per_s_500_clients": results["burst_500"]["frames_per_s"],
             "ratio_p99_500_vs_1": round(p99_500 / baseline, 2) if baseline else None,
+            "approve_to_peer_p99_ms": peer["p99_ms"],
+            "approve_to_peer_p50_ms": peer["p50_ms"],
             "met": {
                 "p99_ms_50_clients": p99_50 <= TARGETS["p99_ms_50_clients"],
                 "p99_ms_500_clients": p99_500 <= TARGETS["p99_ms_500_clients"],
+                "approve_to_peer_p99_ms": peer["p99_ms"] <= TARGETS["approve_to_peer_p99_ms"],
             },
             "seconds": round(time.perf_counter() - started, 1),
         }

@@ -13,12 +13,19 @@ import sys
 import time
 from pathlib import Path
 
+from config.oidc_provider import DEMO_PORT as SSO_PORT
+from config.oidc_provider import demo_sso_arguments
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 PY = sys.executable
 DEMO_PASSWORD = os.environ.get("VIGIL_DEMO_PASSWORD", "vigil-demo-pass")
 OPERATOR = "operator@localhost"
 TENANT_DOMAIN = "acme.localhost"
 ADMIN = "admin@acme.localhost"
+RECEIVER_PORT = os.environ.get("VIGIL_DEMO_RECEIVER_PORT", "8099")
+# The demo's own secrets: its local receiver's signing secret and its event source's.
+RECEIVER_SECRET = "demo-receiver-secret-change-me"  # noqa: S105
+EVENT_SECRET = "demo-alertmanager-secret-change-me"  # noqa: S105
 
 
 def manage(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -30,7 +37,15 @@ def manage(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Co
 def main() -> int:
     port = os.environ.get("VIGIL_HTTP_PORT", "8000")
     web_workers = os.environ.get("VIGIL_WEB_WORKERS", "3")
-    env = {**os.environ, "VIGIL_HTTP_PORT": port, "PYTHONUNBUFFERED": "1"}
+    allowed = ",".join(filter(None, [os.environ.get("VIGIL_EGRESS_ALLOW", ""), "127.0.0.1"]))
+    env = {
+        **os.environ,
+        "VIGIL_HTTP_PORT": port,
+        "PYTHONUNBUFFERED": "1",
+        # The demo's receiver and identity provider listen on this machine.
+        "VIGIL_EGRESS_ALLOW": allowed,
+        "VIGIL_DEMO_RECEIVER_SECRET": os.environ.get("VIGIL_DEMO_RECEIVER_SECRET", RECEIVER_SECRET),
+    }
 
     print("== migrating (public, tenants and spare schemas) ==", flush=True)
     manage("migrate_tenants", env=env)
@@ -62,7 +77,35 @@ def main() -> int:
     # Embedded here, before the workers start; a second run finds the same content and skips it.
     manage("ingest", "--tenant", "acme", "--collection", "help-center", "knowledge/corpus/help_center", env=env)
 
+    print("== integrations: receiver endpoint, Alertmanager source, single sign-on ==", flush=True)
+    manage("demo_endpoint", "--domain", TENANT_DOMAIN, "--url", f"http://127.0.0.1:{RECEIVER_PORT}/hooks", env=env)
+    manage(
+        "event_source",
+        "--domain",
+        TENANT_DOMAIN,
+        "add",
+        "alertmanager",
+        "--agent",
+        "ops-bot",
+        "--kind",
+        "alertmanager",
+        "--secret",
+        EVENT_SECRET,
+        env=env,
+        check=False,
+    )  # exists already on a second run
+    sso_arguments, sso_env = demo_sso_arguments()
+    manage(*sso_arguments, env={**env, **sso_env})
+
     procs = {
+        "receiver": subprocess.Popen(
+            [PY, "-m", "config.demo_receiver", "--port", RECEIVER_PORT], cwd=BASE_DIR, env=env
+        ),
+        "sso": subprocess.Popen(
+            [PY, "-m", "config.oidc_provider", "demo", "--port", str(SSO_PORT), "--web-port", port],
+            cwd=BASE_DIR,
+            env=env,
+        ),
         "web": subprocess.Popen(
             [
                 PY,
@@ -81,7 +124,7 @@ def main() -> int:
             env=env,
         ),
         "worker": subprocess.Popen(
-            [PY, "-m", "celery", "-A", "config", "worker", "-Q", "steps,housekeeping", "--loglevel", "INFO"],
+            [PY, "-m", "celery", "-A", "config", "worker", "-Q", "steps,housekeeping,relay", "--loglevel", "INFO"],
             cwd=BASE_DIR,
             env=env,
         ),
@@ -117,11 +160,15 @@ def main() -> int:
       admin     {ADMIN} / {DEMO_PASSWORD}
       reviewer  reviewer@{TENANT_DOMAIN} / {DEMO_PASSWORD}
       viewer    viewer@{TENANT_DOMAIN} / {DEMO_PASSWORD}
+      single sign-on: "Log in with Acme SSO" → sso-admin@{TENANT_DOMAIN} / {DEMO_PASSWORD}
+                      (also sso-reviewer@…, sso-viewer@…; provider at http://127.0.0.1:{SSO_PORT})
   Operators' admin:     http://localhost:{port}/admin/
       operator  {OPERATOR} / {DEMO_PASSWORD}
+  Delivered effects:    http://127.0.0.1:{RECEIVER_PORT}/   (refunds, replies, restarts the relay signed and sent)
   API docs:             http://{TENANT_DOMAIN}:{port}/api/docs/
   Health:               http://localhost:{port}/healthz   http://localhost:{port}/readyz
-  Processes: web (uvicorn, {web_workers} workers), celery worker (queues steps, housekeeping), celery beat,
+  Processes: web (uvicorn, {web_workers} workers), celery worker (queues steps, housekeeping, relay), celery beat,
+      receiver (the demo's effect endpoint), sso (the demo's OpenID Connect provider),
       demo_traffic (a sample task every few seconds; VIGIL_DEMO_TRAFFIC=0 turns it off)
   Ctrl-C stops them; `make services-stop` stops PostgreSQL and Redis.
 """,

@@ -95,6 +95,19 @@ SILENCED_SYSTEM_CHECKS = [
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("VIGIL_MAX_BODY_BYTES", 1024 * 1024)
 
 
+# Fernet keys that encrypt stored credentials, comma-separated: the first encrypts, all decrypt
+# (config/secrets.py; rotation with manage.py rotate_credentials_key). Never in the database.
+# Development mode creates one under .run/ when unset.
+VIGIL_CREDENTIALS_KEYS = env_list("VIGIL_CREDENTIALS_KEY", "")
+# Signed checkpoints of the audit chains (governance/checkpoints.py): the Ed25519 private key
+# (raw 32 bytes, base64; development mode creates VIGIL_CHECKPOINT_KEY_FILE when unset), the
+# directory outside the database they are written to, and how often beat writes them.
+VIGIL_CHECKPOINT_KEY = os.environ.get("VIGIL_CHECKPOINT_KEY", "")
+VIGIL_CHECKPOINT_KEY_FILE = Path(os.environ.get("VIGIL_CHECKPOINT_KEY_FILE") or BASE_DIR / ".run" / "checkpoint.key")
+VIGIL_CHECKPOINT_DIR = Path(os.environ.get("VIGIL_CHECKPOINT_DIR") or BASE_DIR / ".run" / "checkpoints")
+VIGIL_CHECKPOINT_MINUTES = env_int("VIGIL_CHECKPOINT_MINUTES", 15)
+
+
 def _unsafe_production_settings() -> list[str]:
     problems = []
     if DEBUG:
@@ -108,6 +121,11 @@ def _unsafe_production_settings() -> list[str]:
         )
     if VIGIL_PUBLIC_DOMAIN == "localhost" or VIGIL_PUBLIC_DOMAIN.endswith(".localhost"):
         problems.append(f"VIGIL_PUBLIC_DOMAIN is {VIGIL_PUBLIC_DOMAIN!r}: set the operators' public host name")
+    if not VIGIL_CREDENTIALS_KEYS:
+        problems.append(
+            "VIGIL_CREDENTIALS_KEY is not set: give it a Fernet key (it encrypts the stored credentials; "
+            "see config/secrets.py)"
+        )
     return problems
 
 
@@ -165,7 +183,9 @@ MIDDLEWARE = [
     "config.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenants.middleware.TenantMiddleware",
+    "config.paths.OptionalSlashMiddleware",
     "governance.middleware.CorrelationIdMiddleware",
+    "governance.throttles.TenantThrottleMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -247,8 +267,12 @@ CHANNEL_LAYERS = {
 }
 
 AUTHENTICATION_BACKENDS = [
+    "governance.lockout.LockoutBackend",  # first: a locked account or address gets no further
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
+    # Single sign-on with the tenant's OpenID Connect provider (governance.sso); after ModelBackend,
+    # which Django's force_login takes as the first backend with get_user.
+    "governance.sso.TenantOidcBackend",
 ]
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row in every schema
 AUTH_PASSWORD_VALIDATORS = [
@@ -257,6 +281,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed sign-ins (admin login, API token endpoint) lock an account, or a client address, for
+# VIGIL_LOCKOUT_SECONDS after this many failures within the window (governance.lockout).
+VIGIL_LOCKOUT_FAILURES = env_int("VIGIL_LOCKOUT_FAILURES", 10)
+VIGIL_LOCKOUT_IP_FAILURES = env_int("VIGIL_LOCKOUT_IP_FAILURES", 50)
+VIGIL_LOCKOUT_WINDOW_SECONDS = env_int("VIGIL_LOCKOUT_WINDOW_SECONDS", 900)
+VIGIL_LOCKOUT_SECONDS = env_int("VIGIL_LOCKOUT_SECONDS", 900)
+# API tokens (governance.tokens): their default and longest lifetimes, in days.
+VIGIL_API_TOKEN_DAYS = env_int("VIGIL_API_TOKEN_DAYS", 90)
+VIGIL_API_TOKEN_MAX_DAYS = env_int("VIGIL_API_TOKEN_MAX_DAYS", 365)
 # Invitations are one-time set-password links; they expire after this many seconds.
 PASSWORD_RESET_TIMEOUT = env_int("VIGIL_INVITATION_TTL_SECONDS", 3 * 24 * 3600)
 LOGIN_REDIRECT_URL = "/admin/"
@@ -275,7 +308,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "governance.authentication.ApiTokenAuthentication",
+        "governance.sso_authentication.OidcAccessTokenAuthentication",  # the identity provider's access tokens
     ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
@@ -298,6 +332,10 @@ SPECTACULAR_SETTINGS = {
         "TaskPriorityEnum": "agents.models.TaskPriority",
         "DocumentStatusEnum": "knowledge.models.DocumentStatus",
         "ApprovalStatusEnum": "hitl.models.ApprovalStatus",
+        "CredentialKindEnum": "agents.models.CredentialKind",
+        "DeliveryStatusEnum": "agents.models.DeliveryStatus",
+        "EventSourceKindEnum": "agents.models.EventSourceKind",
+        "ApprovalEventKindEnum": "hitl.models.ApprovalEventKind",
     },
 }
 
@@ -314,7 +352,12 @@ CELERY_TASK_ROUTES = {
     "agents.sweep_ack_deadlines": {"queue": "housekeeping"},
     "agents.advance_task": {"queue": "steps"},
     "agents.resend_held_tasks": {"queue": "housekeeping"},
+    # Effects delivered to the tenants' endpoints: waits on their answers, off the steps queue.
+    "agents.relay_deliver": {"queue": "relay"},
+    "agents.relay_sweep": {"queue": "relay"},
+    "agents.relay_drain": {"queue": "relay"},
     "hitl.sla_sweep": {"queue": "housekeeping"},
+    "governance.audit_checkpoint": {"queue": "housekeeping"},
     # Embedding a document takes seconds of CPU: kept off the agents' steps queue.
     "knowledge.embed_document": {"queue": "housekeeping"},
 }
@@ -339,6 +382,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "hitl.sla_sweep",
         "schedule": float(env_int("VIGIL_SLA_SWEEP_SECONDS", 5)),
     },
+    "audit-checkpoint": {
+        "task": "governance.audit_checkpoint",
+        "schedule": 60.0 * VIGIL_CHECKPOINT_MINUTES,
+    },
+    "relay-sweep": {
+        "task": "agents.relay_sweep",
+        "schedule": float(env_int("VIGIL_RELAY_SWEEP_SECONDS", 10)),
+    },
 }
 # Reviewer notifications (hitl.notify): the console in development and the demo, SMTP by settings.
 EMAIL_BACKEND = os.environ.get("VIGIL_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -350,6 +401,17 @@ TASK_ACK_TIMEOUT_SECONDS = env_int("TASK_ACK_TIMEOUT_SECONDS", 30)
 TASK_MAX_RETRIES = env_int("TASK_MAX_RETRIES", 3)
 TASK_RETRY_BASE_DELAY = float(os.environ.get("TASK_RETRY_BASE_DELAY", "1.0"))
 TASK_RETRY_MAX_DELAY = float(os.environ.get("TASK_RETRY_MAX_DELAY", "60.0"))
+
+# The outbox relay (agents/integrations/relay.py): attempts per message before it is a dead
+# letter, and the backoff between them.
+VIGIL_RELAY_MAX_ATTEMPTS = env_int("VIGIL_RELAY_MAX_ATTEMPTS", 8)
+VIGIL_RELAY_BASE_DELAY = float(os.environ.get("VIGIL_RELAY_BASE_DELAY", "1.0"))
+VIGIL_RELAY_MAX_DELAY = float(os.environ.get("VIGIL_RELAY_MAX_DELAY", "300.0"))
+# Messages a relay sends in one transaction (the sweep's batches).
+VIGIL_RELAY_BATCH = env_int("VIGIL_RELAY_BATCH", 50)
+# Hosts, addresses or CIDRs the tenants' endpoints may reach besides public addresses
+# (agents/integrations/egress.py): private, loopback and link-local ones are refused otherwise.
+VIGIL_EGRESS_ALLOW = env_list("VIGIL_EGRESS_ALLOW", "")
 
 # Knowledge base: chunking, embedding batches, upload and search limits.
 KNOWLEDGE_CHUNK_CHARS = env_int("VIGIL_KNOWLEDGE_CHUNK_CHARS", 800)

@@ -97,6 +97,8 @@ AGENT_PATHS: dict[str, tuple[str, ...]] = {
     "agents.effect": ("task", "agent"),
     "agents.outboxmessage": ("effect", "task", "agent"),
     "hitl.approvalrequest": ("task", "agent"),
+    "agents.eventsource": ("agent",),
+    "agents.ingestedevent": ("source", "agent"),
 }
 
 _CACHE = "_vigil_access"
@@ -233,13 +235,14 @@ def decide_refusal(
     agent_name: str,
     requester_id: int | None,
     config_author_id: int | None,
+    owner_id: int | None = None,
 ) -> Refusal | None:
     """Why ``user`` may not decide an approval request of agent ``agent_id`` that needs
     ``required_role``, opened for a task requested by ``requester_id``, while the agent's
     latest configuration was written by ``config_author_id``; None when they may.
 
-    Four-eyes rules: whoever asked for the task, or last changed how the agent behaves, does not
-    also approve what it proposes."""
+    Four-eyes rules: whoever asked for the task, owns the agent (``owner_id``: who created
+    it) or last changed how the agent behaves, does not also approve what it proposes."""
     needed = DECIDING_CAPABILITY.get(required_role, Capability.REVIEW_AS_ADMIN)
     if needed not in capabilities_of(user):
         return Refusal(
@@ -250,6 +253,12 @@ def decide_refusal(
         return Refusal("agent_scope", f"you do not review agent {agent_name}", {"agent": agent_name})
     if requester_id is not None and requester_id == user.pk:
         return Refusal("requester", "you requested this task; another reviewer must decide its approvals")
+    if owner_id is not None and owner_id == user.pk:
+        return Refusal(
+            "owner",
+            f"you own agent {agent_name}; another reviewer must decide its approvals",
+            {"agent": agent_name},
+        )
     if config_author_id is not None and config_author_id == user.pk:
         return Refusal(
             "config_author",

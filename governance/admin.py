@@ -18,8 +18,11 @@ from rest_framework.authtoken.models import TokenProxy
 from governance import access, roles
 from governance.access import ROLE_CAPABILITIES, ROLE_CODES, Capability, Role
 from governance.actors import Actor
-from governance.models import AuditEvent
+from governance.admin_tokens import ApiTokenAdmin
+from governance.lockout import LockoutAuthenticationForm
+from governance.models import ApiToken, AuditEvent, SsoProvider
 from governance.services import audit_record
+from governance.sso_admin import SsoProviderAdmin
 
 
 class AccessAdminMixin:
@@ -262,16 +265,24 @@ class TenantAuditEventAdmin(AccessAdminMixin, AuditEventAdmin):
 
 def register_governance_admin(site: admin.AdminSite, *, tenant: bool = False) -> None:
     """Users, groups and the audit trail on ``site``: the tenant admin's versions (access by
-    role, fixed role groups, no tokens) with ``tenant``, the operators' otherwise."""
+    role, fixed role groups, API tokens but never DRF's plain ones) with ``tenant``, the
+    operators' otherwise."""
     for model in (User, Group, TokenProxy):
         if site.is_registered(model):
             site.unregister(model)
     site.register(User, AuditedUserAdmin if tenant else OperatorUserAdmin)
     site.register(Group, RoleGroupAdmin if tenant else OperatorGroupAdmin)
     site.register(AuditEvent, TenantAuditEventAdmin if tenant else AuditEventAdmin)
+    if tenant:
+        site.register(ApiToken, ApiTokenAdmin)
+        site.register(SsoProvider, SsoProviderAdmin)
+        from governance.history_admin import register_role_history  # it builds on this module
+
+        register_role_history(site)
 
 
 admin.site.site_header = "Vigil"
 admin.site.site_title = "Vigil"
 admin.site.index_title = "Governance"
+admin.site.login_form = LockoutAuthenticationForm
 register_governance_admin(admin.site, tenant=True)

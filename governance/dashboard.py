@@ -7,6 +7,7 @@ Governance sits below the apps it reports on, so their models are reached by lab
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
@@ -60,6 +61,91 @@ class AuditLine:
 
 
 @dataclass(frozen=True)
+class UsageLine:
+    limit: str  # the limit's name, as in tenants.tiers.Limits
+    label: str
+    used: int | None  # None: not counted (yet); the limit is shown alone
+    max: int
+    near: bool  # used reaches NEAR_LIMIT of max
+
+
+# How far into a limit the dashboard marks it as near.
+NEAR_LIMIT = 0.8
+USAGE_LABELS: dict[str, str] = {
+    "max_agents": "Agents",
+    "runs_per_day": "Runs today (UTC)",
+    "max_pending_approvals": "Pending approvals",
+    "tokens_per_month": "Tokens this month",
+    "requests_per_minute": "API requests per minute",
+    "max_concurrent_tasks": "Tasks in flight",
+}
+# Counters of current usage per limit name, in the connection's current tenant. The dashboard
+# counts what it can read itself (below); a metering module registers the rest at startup, e.g.
+# ``usage_counter_register(limit="tokens_per_month", counter=...)``; a limit without a counter is
+# shown with its maximum only.
+_usage_counters: dict[str, Callable[[], int]] = {}
+
+
+def usage_counter_register(*, limit: str, counter: Callable[[], int]) -> None:
+    """Let the dashboard show ``counter()`` as the current usage of ``limit``."""
+    from tenants.tiers import LIMIT_NAMES  # at call time, like the models below
+
+    if limit not in LIMIT_NAMES:
+        raise ValueError(f"unknown limit {limit!r}; known limits: {', '.join(LIMIT_NAMES)}")
+    _usage_counters[limit] = counter
+
+
+def _agents_count() -> int:
+    return int(apps.get_model("agents", "Agent").objects.count())
+
+
+def _runs_today() -> int:
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    return int(apps.get_model("agents", "Task").objects.filter(created_at__gte=midnight).count())
+
+
+def _in_flight() -> int:
+    return int(apps.get_model("agents", "Task").objects.filter(state__in=IN_FLIGHT).count())
+
+
+def _pending_approvals() -> int:
+    return int(apps.get_model("hitl", "ApprovalRequest").objects.filter(status__in=OPEN_APPROVALS).count())
+
+
+_BUILT_IN_COUNTERS: dict[str, Callable[[], int]] = {
+    "max_agents": _agents_count,
+    "runs_per_day": _runs_today,
+    "max_pending_approvals": _pending_approvals,
+    "max_concurrent_tasks": _in_flight,
+}
+
+
+def usage_get() -> list[UsageLine]:
+    """The current tenant's limits (its tier's, with its overrides) and, where counted, how
+    much of each is used. The tenant's figures, not narrowed to an agent scope: limits apply to
+    the tenant as a whole."""
+    from tenants.selectors import tenant_limits  # at call time, like the models above
+
+    tenant = getattr(connection, "tenant", None)
+    if tenant is None or connection.schema_name == "public":
+        return []
+    lines = []
+    for name, maximum in tenant_limits(tenant=tenant).as_dict().items():
+        counter = _usage_counters.get(name) or _BUILT_IN_COUNTERS.get(name)
+        used = counter() if counter is not None else None
+        lines.append(
+            UsageLine(
+                limit=name,
+                label=USAGE_LABELS.get(name, name),
+                used=used,
+                max=maximum,
+                near=used is not None and maximum > 0 and used >= maximum * NEAR_LIMIT,
+            )
+        )
+    return lines
+
+
+@dataclass(frozen=True)
 class Dashboard:
     seq: int  # the live stream's number these figures are at least as new as
     in_flight: int
@@ -69,6 +155,7 @@ class Dashboard:
     approvals: list[PendingApproval]
     error_rates: list[AgentErrors]
     audit: list[AuditLine]
+    usage: list[UsageLine]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,4 +227,5 @@ def dashboard_get(*, user: Any) -> Dashboard:
         approvals=approvals,
         error_rates=error_rates,
         audit=audit,
+        usage=usage_get(),
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 
 class ActorType(models.TextChoices):
@@ -35,3 +36,74 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.verb} {self.target_type}:{self.target_id}"
+
+
+class ApiToken(models.Model):
+    """A user's API token, kept in the tenant's schema. Only ``prefix`` (shown, used to find
+    the row) and the SHA-256 ``digest`` of the whole token are stored; the secret is shown once,
+    when the token is issued (governance.tokens)."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, db_index=True)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class SsoProvider(models.Model):
+    """The tenant's OpenID Connect identity provider for single sign-on (governance.sso).
+    The client secret is stored encrypted (config.secrets) and never shown again; the issuer
+    is reached only within the operator's egress rules. ``tid`` is the value the ID and access
+    tokens' ``tid`` claim must carry, so that a token minted for another organisation of the
+    same provider never signs in here."""
+
+    name = models.CharField(max_length=100, default="SSO", help_text="shown on the login button")
+    issuer = models.URLField(max_length=500, help_text="the provider's issuer URL, as its tokens name it")
+    client_id = models.CharField(max_length=200)
+    client_secret_encrypted = models.TextField(editable=False, default="")
+    scopes = models.CharField(max_length=300, default="openid email profile groups tid")
+    tid = models.CharField("expected tid", max_length=200, help_text="the tid claim every token must carry")
+    role_mapping = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='claim -> value -> role, e.g. {"groups": {"vigil-admins": "admin", "vigil-reviewers": "reviewer"}}',
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pk"]
+        verbose_name = "single sign-on provider"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.issuer})"
+
+
+class RoleAssignment(models.Model):
+    """A role a user holds, mirroring their membership of the role's group (governance.access
+    reads the groups) so that every grant and revocation is a historical record, with who and
+    why (governance.history keeps it in step)."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="role_assignments")
+    role = models.CharField(max_length=20)
+    assigned_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords(excluded_fields=["assigned_at"])
+
+    class Meta:
+        ordering = ["user_id", "role"]
+        verbose_name = "role assignment"
+        constraints = [models.UniqueConstraint(fields=["user", "role"], name="role_assignment_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.role} of user {self.user_id}"

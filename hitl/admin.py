@@ -21,6 +21,8 @@ from config.errors import VigilError
 from governance.access import Capability
 from governance.admin import AccessAdminMixin, AuditedAdminMixin
 from hitl import assignment, selectors, services
+from hitl.admin_escalation import EscalateActionForm, EscalationAdminMixin
+from hitl.admin_policies import PolicyAdmin  # noqa: F401  (registers the approval policies' admin)
 from hitl.models import ApprovalRequest, ReviewerProfile
 
 CLAIM, RELEASE = "claim", "release"
@@ -28,7 +30,7 @@ QUEUE_PAGE = 50
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(AccessAdminMixin, admin.ModelAdmin):
+class ApprovalRequestAdmin(AccessAdminMixin, EscalationAdminMixin, admin.ModelAdmin):
     """Everyone with a role sees the requests of the agents in their sight; deciding follows
     hitl.services.approval_refusal (role, agent scope, never one's own task or configuration)."""
 
@@ -69,6 +71,8 @@ class ApprovalRequestAdmin(AccessAdminMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
     change_form_template = "admin/hitl/approvalrequest/change_form.html"
+    actions = ["escalate_selected"]
+    action_form = EscalateActionForm
 
     @admin.display(description="Task")
     def task_link(self, obj: ApprovalRequest) -> str:
@@ -95,6 +99,7 @@ class ApprovalRequestAdmin(AccessAdminMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.decide_view),
                 name="hitl_approvalrequest_decide",
             ),
+            *self.escalation_urls(),
             *super().get_urls(),
         ]
 
@@ -145,7 +150,9 @@ class ApprovalRequestAdmin(AccessAdminMixin, admin.ModelAdmin):
                 "history": approval.history.select_related("actor"),
                 "refusal": refusal,
                 "is_assignee": approval.assignee_id == request.user.pk,
+                "quorum": services.quorum_progress(approval),
                 "title": f"Decide: {approval.tool} for task {approval.task_id}",
+                **self.escalation_context(request, approval, may_decide=refusal is None),
             }
             return TemplateResponse(
                 request, "admin/hitl/approvalrequest/decide.html", context, status=403 if refusal is not None else 200
@@ -183,6 +190,9 @@ class ApprovalRequestAdmin(AccessAdminMixin, admin.ModelAdmin):
             arguments=arguments,
             reason_required=True,
         )
+        if decided.is_open:  # an approval short of the quorum
+            progress = services.quorum_progress(decided)
+            return f"your approval is recorded ({progress['approvals']} of {progress['required']} needed)"
         return str(decided.get_status_display()).lower()
 
 

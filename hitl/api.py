@@ -16,6 +16,7 @@ from agents.api import REVIEW, AgentScoped, CapabilityPermission
 from governance import access
 from governance.access import Capability
 from hitl import assignment, selectors, services
+from hitl.api_escalation import EscalationActions, clarifications_of
 from hitl.models import OPEN_STATUSES, ApprovalPriority, ApprovalRequest, ApprovalStatus
 
 
@@ -51,14 +52,24 @@ class ApprovalOut(serializers.ModelSerializer):
             "evidence_hash",
             "original_arguments",
             "original_hash",
+            "policy_version",
+            "quorum",
         ]
 
 
 class ApprovalDetailOut(ApprovalOut):
     history = serializers.SerializerMethodField()
+    quorum_progress = serializers.SerializerMethodField(help_text="approvals so far of the quorum, and every vote")
+    clarifications = serializers.SerializerMethodField()
 
     class Meta(ApprovalOut.Meta):
-        fields = [*ApprovalOut.Meta.fields, "evidence", "history"]
+        fields = [*ApprovalOut.Meta.fields, "evidence", "history", "clarifications", "quorum_progress"]
+
+    def get_clarifications(self, obj: ApprovalRequest) -> list[dict[str, Any]]:
+        return clarifications_of(obj.pk)
+
+    def get_quorum_progress(self, obj: ApprovalRequest) -> dict[str, Any]:
+        return services.quorum_progress(obj)
 
     def get_history(self, obj: ApprovalRequest) -> list[dict[str, Any]]:
         return [
@@ -106,7 +117,7 @@ def _id(pk: str) -> int:
     return int(pk) if pk.isascii() and pk.isdigit() else -1
 
 
-class ApprovalViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
+class ApprovalViewSet(AgentScoped, EscalationActions, viewsets.ReadOnlyModelViewSet):
     """Approval requests of the agents in the user's sight. The decider is always the
     authenticated user, who may not be the task's requester or the agent's latest config author."""
 
@@ -121,6 +132,8 @@ class ApprovalViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
         "claim": REVIEW,
         "release": REVIEW,
         "reassign": REVIEW,
+        "escalate": REVIEW,
+        "clarify": REVIEW,
     }
 
     def get_queryset(self) -> QuerySet[ApprovalRequest]:
@@ -165,7 +178,7 @@ class ApprovalViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
             arguments=data.validated_data.get("arguments"),
             reason_required=True,
         )
-        return self._one(decided)
+        return self._one(decided)  # with the quorum's progress: an approval may leave it open
 
     @extend_schema(request=None, responses={200: ApprovalDetailOut})
     @action(detail=True, methods=["post"])
@@ -202,14 +215,14 @@ class ApprovalViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
             note=data.validated_data["note"],
             seen_hash=data.validated_data.get("action_hash"),
         )
-        return Response(ApprovalOut(self.get_queryset().get(pk=decided.pk)).data)
+        return self._one(decided)  # with the quorum's progress: an approval may leave it open
 
-    @extend_schema(request=DecisionIn, responses={200: ApprovalOut})
+    @extend_schema(request=DecisionIn, responses={200: ApprovalDetailOut})
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
         return self._decide(request, pk, services.APPROVE)
 
-    @extend_schema(request=DecisionIn, responses={200: ApprovalOut})
+    @extend_schema(request=DecisionIn, responses={200: ApprovalDetailOut})
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str) -> Response:
         return self._decide(request, pk, services.REJECT)

@@ -23,25 +23,29 @@ from governance.access import AGENT_GRANTS, DECIDING_CAPABILITY, ROLE_CAPABILITI
 from governance.actors import Actor
 from governance.services import audit_record
 from hitl.exceptions import ApprovalAlreadyDecided, ApprovalForbidden, ApprovalNotFound, ReviewerAtCapacity
-from hitl.models import ApprovalEvent, ApprovalEventKind, ApprovalRequest, ApprovalStatus, ReviewerProfile
-from hitl.notify import Notice, reviewer_notify
+from hitl.models import (
+    ApprovalEvent,
+    ApprovalEventKind,
+    ApprovalRequest,
+    ApprovalStatus,
+    ApprovalVote,
+    ReviewerProfile,
+)
+from hitl.notify import Notice, assignment_publish, reviewer_notify
 
 
 def eligible_profiles(*, approval: ApprovalRequest, exclude: tuple[int, ...] = ()) -> QuerySet[ReviewerProfile]:
     """Available profiles with a free slot whose user may decide ``approval`` by
     governance.access's rules (a role granting the deciding capability, a ``review_agent``
-    grant on the agent when the user is scoped, neither the task's requester nor the agent's
-    latest config author), least loaded first, then longest since their last assignment."""
+    grant on the agent when the user is scoped, neither the task's requester, the agent's owner
+    nor its latest config author), least loaded first, then longest since their last assignment."""
     needed = DECIDING_CAPABILITY.get(approval.required_role, Capability.REVIEW_AS_ADMIN)
     roles = [role.value for role, caps in ROLE_CAPABILITIES.items() if needed in caps]
     task = approval.task
-    author_id = (
-        AgentConfigVersion.objects.filter(agent_id=task.agent_id)
-        .order_by("-version")
-        .values_list("author_id", flat=True)
-        .first()
-    )
-    excluded = {uid for uid in (task.created_by_id, author_id, *exclude) if uid is not None}
+    versions = AgentConfigVersion.objects.filter(agent_id=task.agent_id)
+    author_id = versions.order_by("-version").values_list("author_id", flat=True).first()
+    owner_id = versions.order_by("version").values_list("author_id", flat=True).first()
+    excluded = {uid for uid in (task.created_by_id, author_id, owner_id, *exclude) if uid is not None}
     agent_grants = UserObjectPermission.objects.filter(
         user_id=OuterRef("user_id"),
         content_type__app_label="agents",
@@ -50,10 +54,13 @@ def eligible_profiles(*, approval: ApprovalRequest, exclude: tuple[int, ...] = (
     )
     review_grant = agent_grants.filter(permission__codename__in=SCOPED_BY[needed], object_pk=str(task.agent_id))
     holds_role = User.groups.through.objects.filter(user_id=OuterRef("user_id"), group__name__in=roles)
+    # A reviewer who voted on it already (quorum) has nothing left to do with it.
+    voted = ApprovalVote.objects.filter(approval_id=approval.pk, user_id=OuterRef("user_id"))
     return (
         ReviewerProfile.objects.filter(available=True, open_count__lt=F("capacity"), user__is_active=True)
         .filter(Exists(holds_role))
         .filter(~Exists(agent_grants) | Exists(review_grant))
+        .filter(~Exists(voted))
         .exclude(user_id__in=excluded)
         .order_by("open_count", F("last_assigned_at").asc(nulls_first=True), "id")
     )
@@ -185,6 +192,7 @@ def approval_claim(*, approval_id: int, user: User | AnonymousUser, now: datetim
         target_id=approval.pk,
         data={"previous": previous.get_username() if previous else None},
     )
+    assignment_publish(approval=approval, kind="assigned")
     return approval
 
 
@@ -223,6 +231,7 @@ def approval_release(*, approval_id: int, user: User | AnonymousUser, now: datet
         target_id=approval.pk,
         data={"previous": previous.get_username() if previous else None},
     )
+    assignment_publish(approval=approval, kind="released")
     return approval
 
 

@@ -47,3 +47,18 @@ class ApprovalEditInvalid(VigilError):
 
     code = "approval_edit_invalid"
     status = 422
+
+
+class ApprovalAlreadyVoted(VigilError):
+    """A request that needs several approvers counts each user once."""
+
+    code = "approval_already_voted"
+    status = 409
+
+
+class ApprovalEditAfterVotes(VigilError):
+    """Editing the action of a request that already holds approvals would make them approve
+    something else: reject it instead, or edit before anyone approves."""
+
+    code = "approval_edit_after_votes"
+    status = 409

@@ -28,7 +28,8 @@ from hitl.models import (
     ApprovalRequest,
     ApprovalStatus,
 )
-from hitl.notify import Notice, reviewer_notify
+from hitl.notify import Notice, decision_publish, reviewer_notify
+from hitl.policies import LOW_RISK_MAX_LEVEL, ladder_of
 from hitl.sla import DEFAULT_LADDER, Ladder, TerminalAction
 
 SLA_ACTOR = Actor.system("sla")
@@ -75,8 +76,10 @@ def _escalate(approval: ApprovalRequest, *, now: datetime, ladder: Ladder) -> No
     previous: User | None = approval.assignee
     slot_free(approval)
     level = approval.escalation_level + 1
-    priority = min(approval.priority + 1, ApprovalPriority.CRITICAL)
     previous_priority = approval.priority
+    priority = approval.priority
+    if ladder.raises_priority(level=level):
+        priority = min(approval.priority + 1, ApprovalPriority.CRITICAL)
     approval.escalation_level = level
     approval.priority = priority
     approval.required_role = ladder.tier_role(level=level, current=approval.required_role)
@@ -100,9 +103,30 @@ def _escalate(approval: ApprovalRequest, *, now: datetime, ladder: Ladder) -> No
     assign_next(approval=approval, now=now, exclude=(previous.pk,) if previous else (), notice=Notice.BREACHED)
 
 
+_TERMINAL_STATUS = {
+    TerminalAction.EXPIRE: ApprovalStatus.EXPIRED,
+    TerminalAction.AUTO_REJECT: ApprovalStatus.REJECTED,
+    TerminalAction.AUTO_APPROVE: ApprovalStatus.APPROVED,
+}
+_TERMINAL_EVENT = {
+    ApprovalStatus.EXPIRED: ApprovalEventKind.EXPIRED,
+    ApprovalStatus.REJECTED: ApprovalEventKind.REJECTED,
+    ApprovalStatus.APPROVED: ApprovalEventKind.APPROVED,
+}
+
+
+def _terminal(approval: ApprovalRequest, ladder: Ladder) -> TerminalAction:
+    """The ladder's terminal action, except that only a low-risk action is ever approved by
+    the system (hitl.policies.LOW_RISK_MAX_LEVEL): any other expires instead."""
+    if ladder.terminal == TerminalAction.AUTO_APPROVE and approval.privilege_level > LOW_RISK_MAX_LEVEL:
+        return TerminalAction.EXPIRE
+    return ladder.terminal
+
+
 def _terminate(approval: ApprovalRequest, *, now: datetime, ladder: Ladder) -> None:
     slot_free(approval)
-    status = ApprovalStatus.EXPIRED if ladder.terminal == TerminalAction.EXPIRE else ApprovalStatus.REJECTED
+    terminal = _terminal(approval, ladder)
+    status = _TERMINAL_STATUS[terminal]
     # The task resumes as not approved: the engine records the step as rejected and goes on. A
     # task that stopped waiting (cancelled, escalated) is left alone: the request just closes.
     with contextlib.suppress(IllegalTransition):
@@ -115,18 +139,25 @@ def _terminate(approval: ApprovalRequest, *, now: datetime, ladder: Ladder) -> N
     approval.status = status
     approval.breached_at = now
     approval.decided_at = now
-    approval.decision_note = f"no decision within the SLA ({ladder.terminal})"
+    approval.decision_note = f"no decision within the SLA ({terminal})"
     approval.save(update_fields=["status", "breached_at", "decided_at", "decision_note"])
-    kind = ApprovalEventKind.EXPIRED if status == ApprovalStatus.EXPIRED else ApprovalEventKind.REJECTED
-    data = {"terminal": str(ladder.terminal), "level": approval.escalation_level}
+    kind = _TERMINAL_EVENT[status]
+    data = {
+        "terminal": str(terminal),
+        "level": approval.escalation_level,
+        **({"policy_version_id": approval.policy_version_id} if approval.policy_version_id else {}),
+        **({"ladder_terminal": str(ladder.terminal)} if terminal != ladder.terminal else {}),
+    }
     ApprovalEvent.objects.create(approval=approval, kind=kind, data=data, created_at=now)
     audit_record(actor=SLA_ACTOR, verb=f"approval.{status}", target_type="approval", target_id=approval.pk, data=data)
+    decision_publish(approval=approval)
 
 
 def approvals_breach(*, now: datetime, ladder: Ladder = DEFAULT_LADDER, limit: int = 200) -> tuple[int, int]:
     """Take the breach step of every open request past its deadline, each in its own
     transaction: escalate it while the ladder has tiers left, otherwise take the terminal
-    action. Returns (escalated, closed)."""
+    action. A request a policy decided follows its policy version's ladder; ``ladder`` is the
+    one of the others. Returns (escalated, closed)."""
     escalated = closed = 0
     ids = list(
         ApprovalRequest.objects.filter(status__in=OPEN_STATUSES, due_at__lte=now)
@@ -137,17 +168,18 @@ def approvals_breach(*, now: datetime, ladder: Ladder = DEFAULT_LADDER, limit: i
         with transaction.atomic(durable=True):
             approval = (
                 ApprovalRequest.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("task", "assignee")
+                .select_related("task", "assignee", "policy_version")
                 .filter(pk=approval_id, status__in=OPEN_STATUSES, due_at__lte=now)
                 .first()
             )
             if approval is None:
                 continue  # taken by an overlapping sweep, or decided meanwhile
-            if approval.escalation_level < ladder.escalations:
-                _escalate(approval, now=now, ladder=ladder)
+            own = ladder_of(approval.policy_version) if approval.policy_version is not None else ladder
+            if approval.escalation_level < own.escalations:
+                _escalate(approval, now=now, ladder=own)
                 escalated += 1
             else:
-                _terminate(approval, now=now, ladder=ladder)
+                _terminate(approval, now=now, ladder=own)
                 closed += 1
     return escalated, closed
 

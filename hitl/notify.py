@@ -12,6 +12,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 
 from agents.events import publish
+from hitl.models import ApprovalRequest
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,30 @@ _SUBJECTS: dict[Notice, str] = {
 }
 
 
+def _task_and_agent(approval_id: int) -> tuple[int | None, int | None]:
+    row = ApprovalRequest.objects.filter(pk=approval_id).values_list("task_id", "task__agent_id").first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+def decision_publish(*, approval: ApprovalRequest) -> None:
+    """Inside the caller's transaction: after it commits, tell the live stream that ``approval``
+    left the queues (decided by a reviewer, or closed by the SLA ladder)."""
+    publish(
+        "approval.decided",
+        approval_id=approval.pk,
+        task_id=approval.task_id,
+        status=str(approval.status),
+        decided_by=approval.decided_by.get_username() if approval.decided_by is not None else None,
+    )
+
+
+def assignment_publish(*, approval: ApprovalRequest, kind: str) -> None:
+    """Inside the caller's transaction: after it commits, tell the live stream that a reviewer
+    claimed (``assigned``) or gave back (``released``) ``approval``, without e-mailing anyone:
+    the reviewer did it themselves."""
+    publish(f"approval.{kind}", approval_id=approval.pk, task_id=approval.task_id, user_id=approval.assignee_id)
+
+
 def _send(*, notice: Notice, email: str, approval_id: int, tool: str, due: str) -> None:
     subject = _SUBJECTS[notice].format(id=approval_id, tool=tool, due=due)
     body = f"{subject}.\n\nOpen it in the admin: /admin/hitl/approvalrequest/{approval_id}/decide/\n"
@@ -40,10 +65,22 @@ def _send(*, notice: Notice, email: str, approval_id: int, tool: str, due: str) 
 
 def reviewer_notify(*, notice: Notice, user: User | None, approval_id: int, tool: str, due: str) -> None:
     """Inside the caller's transaction: after it commits, publish the live event and e-mail
-    ``user`` (when they have an address). Nothing is sent if the transaction rolls back."""
+    ``user`` (when they have an address). Nothing is sent if the transaction rolls back.
+
+    The event names the request's task and agent: the live stream forwards it only to users who
+    may review that agent, like every other approval event."""
     if user is None:
         return
-    publish(f"approval.{notice.value}", approval_id=approval_id, user_id=user.pk, tool=tool, due=due)
+    task_id, agent_id = _task_and_agent(approval_id)
+    publish(
+        f"approval.{notice.value}",
+        approval_id=approval_id,
+        task_id=task_id,
+        agent_id=agent_id,
+        user_id=user.pk,
+        tool=tool,
+        due=due,
+    )
     email = user.email
     if email:
         transaction.on_commit(lambda: _send(notice=notice, email=email, approval_id=approval_id, tool=tool, due=due))

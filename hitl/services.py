@@ -11,8 +11,10 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
+from agents.authorization import NEEDS_APPROVAL, Verdict
 from agents.events import publish
 from agents.exceptions import IllegalTransition
+from agents.hooks import Gate
 from agents.models import AgentConfigVersion, Task
 from agents.schemas import schema_errors
 from agents.services import task_resume
@@ -27,6 +29,8 @@ from hitl.assignment import assign_next, slot_free
 from hitl.binding import action_hash
 from hitl.exceptions import (
     ApprovalAlreadyDecided,
+    ApprovalAlreadyVoted,
+    ApprovalEditAfterVotes,
     ApprovalEditInvalid,
     ApprovalForbidden,
     ApprovalHashRequired,
@@ -41,7 +45,11 @@ from hitl.models import (
     ApprovalPriority,
     ApprovalRequest,
     ApprovalStatus,
+    ApprovalVote,
+    PolicyVersion,
 )
+from hitl.notify import decision_publish
+from hitl.policies import gate_decide, ladder_of, stronger_role
 from hitl.sla import DEFAULT_LADDER
 
 APPROVE, REJECT, EDIT = "approve", "reject", "edit"
@@ -50,14 +58,10 @@ _VERDICT_STATUS = {APPROVE: ApprovalStatus.APPROVED, REJECT: ApprovalStatus.REJE
 
 def approval_refusal(*, approval: ApprovalRequest, user: User | AnonymousUser) -> Refusal | None:
     """Why ``user`` may not decide ``approval`` (None when they may): governance.access's
-    rules, given this request's agent, its task's requester and the agent's latest config author."""
+    rules, given this request's agent, its task's requester, the agent's owner (who created it:
+    the author of its first configuration) and its latest config author."""
     task = approval.task
-    config_author_id = (
-        AgentConfigVersion.objects.filter(agent_id=task.agent_id)
-        .order_by("-version")
-        .values_list("author_id", flat=True)
-        .first()
-    )
+    owner_id, config_author_id = agent_authors(agent_id=task.agent_id)
     return access.decide_refusal(
         user,
         required_role=approval.required_role,
@@ -65,7 +69,16 @@ def approval_refusal(*, approval: ApprovalRequest, user: User | AnonymousUser) -
         agent_name=task.agent.name,
         requester_id=task.created_by_id,
         config_author_id=config_author_id,
+        owner_id=owner_id,
     )
+
+
+def agent_authors(*, agent_id: int) -> tuple[int | None, int | None]:
+    """(the agent's owner, the author of its latest configuration): neither decides its approvals."""
+    versions = AgentConfigVersion.objects.filter(agent_id=agent_id)
+    owner_id = versions.order_by("version").values_list("author_id", flat=True).first()
+    latest_id = versions.order_by("-version").values_list("author_id", flat=True).first()
+    return owner_id, latest_id
 
 
 @transaction.atomic(durable=True)
@@ -125,12 +138,38 @@ def approval_decide(
         raise ApprovalMismatch(
             "the action changed since you saw it; reload and decide again", action_hash=request.action_hash
         )
+    # Quorum (F-HITL-10): every decision is a vote, one per user; approvals count while they
+    # approve the action as it stands, and the request stays open until there are enough.
+    voter = user if isinstance(user, User) else None
+    if voter is not None and request.votes.filter(user=voter).exists():
+        raise ApprovalAlreadyVoted(
+            f"you already voted on approval request {request.pk}; nobody counts twice",
+            approvals=_approvals(request),
+            quorum=request.quorum,
+        )
+    if verdict == EDIT and request.votes.filter(verdict__in=(APPROVE, EDIT)).exists():
+        raise ApprovalEditAfterVotes(
+            f"approval request {request.pk} already holds approvals of the proposed action; reject it instead"
+        )
     edit: dict[str, Any] = {}
     if verdict == EDIT:
         edit = _edit_apply(request, arguments)
+    voted_at = timezone.now()
+    ApprovalVote.objects.create(
+        approval=request,
+        user=voter,
+        verdict=verdict,
+        action_hash=request.action_hash,
+        reason=note[:1000],
+        created_at=voted_at,
+    )
+    if verdict != REJECT and _approvals(request) < request.quorum:
+        return _vote_record(request, voter=voter, verdict=verdict, edit=edit, now=voted_at)
     # The task's state and lease are the agents app's to move: it resumes the task at this
     # request's step (one statement), or refuses when the task no longer waits there.
     decided = _VERDICT_STATUS[verdict]
+    if decided == ApprovalStatus.APPROVED and request.original_hash:
+        decided = ApprovalStatus.EDITED  # the last approval of a quorum that began with an edit
     try:
         task_resume(
             task_id=request.task_id, step_index=request.step_index, user=user, reason=f"approval {request.pk} {decided}"
@@ -165,6 +204,7 @@ def approval_decide(
         "seconds_to_decide": round((now - request.created_at).total_seconds(), 3),
         "assignee": request.assignee.get_username() if request.assignee else None,
         **({"edit_diff": edit} if edit else {}),
+        **({"approvals": _approvals(request), "quorum": request.quorum} if request.quorum > 1 else {}),
     }
     ApprovalEvent.objects.create(
         approval=request, kind=str(decided), actor=request.decided_by, data=feedback, created_at=now
@@ -179,10 +219,67 @@ def approval_decide(
             "tool": request.tool,
             "action_hash": request.action_hash,
             "note": note[:1000],
-            **({"original_hash": request.original_hash} if verdict == EDIT else {}),
+            **({"original_hash": request.original_hash} if request.original_hash else {}),
         },
     )
+    decision_publish(approval=request)
     return request
+
+
+def _approvals(request: ApprovalRequest) -> int:
+    """Approvals that count: those of the action as it stands (an edit rebinds the hash)."""
+    return request.votes.filter(verdict__in=(APPROVE, EDIT), action_hash=request.action_hash).count()
+
+
+def _vote_record(
+    request: ApprovalRequest, *, voter: User | None, verdict: str, edit: dict[str, Any], now: datetime
+) -> ApprovalRequest:
+    """An approval short of the quorum: recorded in the history and the audit chain; the
+    request stays open, and leaves the voter's queue for another eligible reviewer."""
+    approvals = _approvals(request)
+    fields = ["arguments", "action_hash", "original_arguments", "original_hash"] if edit else []
+    if voter is not None and request.assignee_id == voter.pk:
+        slot_free(request)
+        request.assignee = None
+        request.assigned_at = None
+        request.status = ApprovalStatus.PENDING if request.escalation_level == 0 else ApprovalStatus.ESCALATED
+        fields += ["assignee", "assigned_at", "status"]
+    if fields:
+        request.save(update_fields=fields)
+    data = {
+        "verdict": verdict,
+        "approvals": approvals,
+        "quorum": request.quorum,
+        "action_hash": request.action_hash,
+        **({"edit_diff": edit, "original_hash": request.original_hash} if edit else {}),
+    }
+    ApprovalEvent.objects.create(approval=request, kind=ApprovalEventKind.VOTED, actor=voter, data=data, created_at=now)
+    audit_record(
+        actor=Actor.for_user(voter) if voter is not None else Actor.system("approval"),
+        verb="approval.voted",
+        target_type="approval",
+        target_id=request.pk,
+        data={"task_id": request.task_id, "tool": request.tool, **data},
+    )
+    if request.assignee_id is None:
+        assign_next(approval=request, now=now)  # never to someone who voted (hitl.assignment)
+    return request
+
+
+def quorum_progress(request: ApprovalRequest) -> dict[str, Any]:
+    """How far a request is from its quorum, and who voted what (for the API and the admin)."""
+    votes = [
+        {
+            "user": vote.user.get_username() if vote.user else None,
+            "verdict": vote.verdict,
+            "action_hash": vote.action_hash,
+            "reason": vote.reason,
+            "at": vote.created_at.isoformat(),
+        }
+        for vote in request.votes.select_related("user")
+    ]
+    approvals = sum(1 for v in votes if v["verdict"] in (APPROVE, EDIT) and v["action_hash"] == request.action_hash)
+    return {"required": request.quorum, "approvals": approvals, "votes": votes}
 
 
 def _edit_apply(request: ApprovalRequest, arguments: dict[str, Any] | None) -> dict[str, Any]:
@@ -251,6 +348,7 @@ def approval_open(
     required_role: str,
     actor: Actor,
     now: datetime | None = None,
+    gate: Gate | None = None,
 ) -> ApprovalRequest:
     """Open the request for a step that needs a human's decision: the action stored verbatim
     with the hash that binds a decision to it, the evidence snapshot (its hash in the audit
@@ -258,9 +356,23 @@ def approval_open(
     to the least-loaded eligible reviewer when one has a free slot; an event for the
     reviewers' screens and the assignee's e-mail after commit. Runs inside the engine's step
     transaction, which has just moved the task to awaiting_approval (registered as
-    agents.hooks' ``open``, see hitl.apps)."""
+    agents.hooks' ``open``, see hitl.apps).
+
+    ``gate``: the engine's answer from the approval policies (hitl.policies); without it
+    (a caller other than the engine) the policies are asked here. The deciding policy version
+    sets the deciding role (never below ``required_role``), the quorum, the priority, the SLA
+    and ladder; the request records it, and what matching shadow policies would require."""
     moment = now or timezone.now()
+    if gate is None:
+        gate = _gate_for(task=task, tool=tool, arguments=arguments, required_role=required_role)
+    version = PolicyVersion.objects.get(pk=gate.policy_version_id) if gate.policy_version_id else None
+    ladder = ladder_of(version) if version is not None else DEFAULT_LADDER
+    if version is not None:
+        required_role = stronger_role(required_role, version.approver_role)
     priority = task.priority if task.priority in ApprovalPriority.values else ApprovalPriority.MEDIUM
+    if version is not None and version.priority:
+        priority = version.priority
+    shadow = list(gate.audit.get("shadow", []))
     evidence = evidence_build(task=task, tool=tool, arguments=arguments, reasoning=reasoning)
     request = ApprovalRequest.objects.create(
         task=task,
@@ -272,17 +384,27 @@ def approval_open(
         reasoning=reasoning,
         required_role=required_role,
         priority=priority,
-        due_at=DEFAULT_LADDER.due(priority=priority, start=moment),
-        remind_at=DEFAULT_LADDER.remind(priority=priority, start=moment),
+        due_at=ladder.due(priority=priority, start=moment),
+        remind_at=ladder.remind(priority=priority, start=moment),
+        policy_version=version,
+        quorum=version.quorum if version is not None else 1,
+        shadow=shadow,
         evidence=evidence,
         evidence_hash=hashlib.sha256(canonical_json(evidence).encode("utf-8")).hexdigest(),
     )
     ApprovalEvent.objects.create(
         approval=request,
         kind=ApprovalEventKind.OPENED,
-        data={"evidence_hash": request.evidence_hash},
+        data={
+            "evidence_hash": request.evidence_hash,
+            **({"policy": gate.audit["policy"]} if gate.audit.get("policy") else {}),
+        },
         created_at=moment,
     )
+    if shadow:
+        ApprovalEvent.objects.create(
+            approval=request, kind=ApprovalEventKind.SHADOW, data={"policies": shadow}, created_at=moment
+        )
     audit_record(
         actor=actor,
         verb="approval.requested",
@@ -296,11 +418,31 @@ def approval_open(
             "evidence_hash": request.evidence_hash,
             "priority": ApprovalPriority(priority).label,
             "due_at": request.due_at.isoformat() if request.due_at else None,
+            "policy": gate.audit.get("policy"),
+            "quorum": request.quorum,
+            **({"shadow": shadow} if shadow else {}),
         },
     )
     publish("approval.requested", approval_id=request.pk, task_id=task.pk, tool=tool, required_role=required_role)
     assign_next(approval=request, now=moment)
     return request
+
+
+def _gate_for(*, task: Task, tool: str, arguments: dict[str, Any], required_role: str) -> Gate:
+    """The policies' answer for a step that is opened without the engine's: a policy that
+    waives the gate is ignored here (the step is already waiting), the built-in role stands."""
+    spec = TOOLS.get(tool)
+    builtin = Gate(needs_approval=True, required_role=required_role, reason="")
+    if spec is None:
+        return builtin
+    gate = gate_decide(
+        agent=task.agent, tool=spec, arguments=arguments, verdict=Verdict(NEEDS_APPROVAL, "", required_role)
+    )
+    if gate.needs_approval:
+        return gate
+    return Gate(
+        needs_approval=True, required_role=required_role, reason="", audit={"shadow": gate.audit.get("shadow", [])}
+    )
 
 
 def approvals_close(*, task_id: int) -> int:

@@ -12,8 +12,9 @@ from django.http import HttpRequest
 from config.errors import VigilError
 from governance.actors import Actor
 from governance.admin import register_governance_admin
-from tenants import connections, services
-from tenants.models import Domain, LLMConnection, Tenant, TenantStatus
+from governance.history_admin import GovernedHistoryAdmin
+from tenants import connections, services, usage
+from tenants.models import Domain, LLMConnection, ModelPrice, Tenant, TenantStatus, UsageDay
 from tenants.selectors import tenant_limits, tenant_list
 from tenants.tiers import validate_overrides
 
@@ -38,7 +39,7 @@ class DomainInline(admin.TabularInline):
         return False
 
 
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(GovernedHistoryAdmin):
     list_display = ("name", "schema_name", "tier", "status", "primary_domain", "created_at")
     list_filter = ("tier", "status")
     search_fields = ("name", "schema_name", "domains__domain")
@@ -139,7 +140,7 @@ class LLMConnectionForm(forms.ModelForm):
         return data
 
 
-class LLMConnectionAdmin(admin.ModelAdmin):
+class LLMConnectionAdmin(GovernedHistoryAdmin):
     """Every change goes through tenants.connections, so it is validated and audited like the
     command's."""
 
@@ -193,6 +194,55 @@ class LLMConnectionAdmin(admin.ModelAdmin):
             connections.llm_connection_delete(name=conn.name, actor=Actor.for_user(request.user))
 
 
+class ModelPriceAdmin(admin.ModelAdmin):
+    """The price table the usage's estimated cost comes from; every change goes through
+    tenants.usage, audited in the public chain."""
+
+    list_display = ("model", "input_per_million", "output_per_million", "updated_at")
+    search_fields = ("model",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("model",) if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: ModelPrice, form: Any, change: bool) -> None:
+        saved = usage.price_set(
+            model=obj.model,
+            input_per_million=obj.input_per_million,
+            output_per_million=obj.output_per_million,
+            actor=Actor.for_user(request.user),
+        )
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: ModelPrice) -> None:
+        usage.price_delete(model=obj.model, actor=Actor.for_user(request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ModelPrice]) -> None:
+        for price in queryset:
+            usage.price_delete(model=price.model, actor=Actor.for_user(request.user))
+
+
+class UsageDayAdmin(admin.ModelAdmin):
+    """Usage across tenants, per day (UTC) and model: one query over the public table."""
+
+    list_display = ("day", "tenant", "model", "runs", "steps", "tokens_in", "tokens_out", "cost_usd", "approvals")
+    list_filter = ("model", "tenant__tier", "tenant")
+    search_fields = ("tenant__name", "tenant__schema_name", "model")
+    date_hierarchy = "day"
+    list_select_related = ("tenant",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # counted by the work itself (tenants.usage)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 operator_site.register(Tenant, TenantAdmin)
+operator_site.register(ModelPrice, ModelPriceAdmin)
+operator_site.register(UsageDay, UsageDayAdmin)
 operator_site.register(LLMConnection, LLMConnectionAdmin)
 register_governance_admin(operator_site)

@@ -9,6 +9,7 @@ the workers send a request or which of their secrets goes with it.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Sequence
 from typing import Any, TypedDict
@@ -20,6 +21,7 @@ from django.db.models import Exists, OuterRef
 
 from config.connection import connection as db_connection
 from config.errors import VigilError
+from config.secrets import secret_decrypt, secret_encrypt
 from governance.actors import Actor
 from governance.services import audit_record
 from tenants.models import LLMConnection, Tenant
@@ -86,6 +88,15 @@ def llm_connection_usable(*, name: str, schema_name: str) -> LLMConnection:
     if not found.enabled:
         raise LLMConnectionUnavailable(f"the LLM connection {name!r} is disabled")
     return found
+
+
+def llm_connection_api_key(conn: LLMConnection) -> str:
+    """The key a call through ``conn`` sends, read at call time: the operator's stored key
+    (decrypted now, config.secrets) or else the worker's variable ``api_key_env``; "" when
+    neither is there. Never logged or kept."""
+    if conn.api_key_encrypted:
+        return secret_decrypt(conn.api_key_encrypted)
+    return os.environ.get(conn.api_key_env, "")
 
 
 # ---------------------------------------------------------------------------- validation
@@ -269,6 +280,31 @@ def llm_connection_delete(*, name: str, actor: Actor) -> None:
     data = {"base_url": conn.base_url, "api_key_env": conn.api_key_env, "tenants": _schemas(conn)}
     conn.delete()
     audit_record(actor=actor, verb="llm_connection.deleted", target_type="llm_connection", target_id=name, data=data)
+
+
+@transaction.atomic
+def llm_connection_key_set(*, name: str, api_key: str | None, actor: Actor) -> LLMConnection:
+    """Store the connection's key, encrypted (it then wins over ``api_key_env``), or remove it
+    (None: back to the variable). Audited as set or removed, never with the key."""
+    conn = _locked(name)
+    if api_key is not None:
+        key = api_key.strip()
+        if not key or len(key) > 4096 or any(c in key for c in "\r\n\0"):
+            raise LLMConnectionInvalid(
+                "invalid API key: 1 to 4096 characters, no line breaks", fields={"api_key": "1 to 4096 characters"}
+            )
+        conn.api_key_encrypted = secret_encrypt(key)
+    else:
+        conn.api_key_encrypted = ""
+    conn.save(update_fields=["api_key_encrypted", "updated_at"])
+    audit_record(
+        actor=actor,
+        verb="llm_connection.key_set" if api_key is not None else "llm_connection.key_removed",
+        target_type="llm_connection",
+        target_id=name,
+        data={"api_key_env": conn.api_key_env},
+    )
+    return conn
 
 
 def _update(

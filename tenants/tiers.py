@@ -22,6 +22,9 @@ class Limits:
     tokens_per_month: int
     requests_per_minute: int
     max_pending_approvals: int
+    # Tasks of the tenant in flight at once (a message sent or a step running); more wait at
+    # their first step boundary, in the order they were submitted (agents.limits).
+    max_concurrent_tasks: int
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -34,7 +37,12 @@ LIMIT_NAMES = tuple(f.name for f in fields(Limits))
 
 TIER_LIMITS: dict[str, Limits] = {
     Tier.FREE: Limits(
-        max_agents=3, runs_per_day=200, tokens_per_month=200_000, requests_per_minute=60, max_pending_approvals=20
+        max_agents=3,
+        runs_per_day=200,
+        tokens_per_month=200_000,
+        requests_per_minute=60,
+        max_pending_approvals=20,
+        max_concurrent_tasks=5,
     ),
     Tier.STARTER: Limits(
         max_agents=10,
@@ -42,6 +50,7 @@ TIER_LIMITS: dict[str, Limits] = {
         tokens_per_month=2_000_000,
         requests_per_minute=300,
         max_pending_approvals=100,
+        max_concurrent_tasks=25,
     ),
     Tier.PROFESSIONAL: Limits(
         max_agents=50,
@@ -49,6 +58,7 @@ TIER_LIMITS: dict[str, Limits] = {
         tokens_per_month=20_000_000,
         requests_per_minute=1_200,
         max_pending_approvals=1_000,
+        max_concurrent_tasks=100,
     ),
     Tier.ENTERPRISE: Limits(
         max_agents=500,
@@ -56,6 +66,7 @@ TIER_LIMITS: dict[str, Limits] = {
         tokens_per_month=500_000_000,
         requests_per_minute=6_000,
         max_pending_approvals=20_000,
+        max_concurrent_tasks=500,
     ),
 }
 

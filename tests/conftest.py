@@ -109,13 +109,18 @@ def _public_schema_after_each_test() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _login_failures_forgotten() -> Iterator[None]:
-    """Failed-login counters live in Redis, outside the test's transaction: each test starts
+    """Failed-login counters, lockouts and API throttle counters live in Redis, outside the
+    test's transaction: each test starts
     without them (only the test database's counters are touched)."""
     yield
     if connection.settings_dict["NAME"] == connection.settings_dict["TEST"]["NAME"]:
+        from governance.lockout import lockout_forget
         from governance.receivers import login_failures_forget
+        from governance.throttles import throttle_forget
 
         login_failures_forget()
+        lockout_forget()
+        throttle_forget()
 
 
 @pytest.fixture
@@ -202,7 +207,7 @@ class WorkerHandle:
                 "config",
                 "worker",
                 "-Q",
-                "steps,housekeeping",
+                "steps,housekeeping,relay",
                 "-c",
                 str(concurrency),
                 "-P",
@@ -280,10 +285,34 @@ def celery_worker(celery_env: dict[str, str], tmp_path_factory: pytest.TempPathF
 @pytest.fixture
 def committed(django_db_blocker: pytest_django.DjangoDbBlocker) -> Iterator[None]:
     """For tests whose data a worker process must see: no wrapping transaction, every service
-    call commits. Use unique names: committed rows stay until the session ends."""
+    call commits. Use unique names: committed rows stay until the session ends (the agents a
+    test made are paused after it, so that they do not count against the tenant's max_agents)."""
     with django_db_blocker.unblock():
+        newest = _newest_agents()
         yield
+        _agents_pause_since(newest)
     connection.set_schema_to_public()
+
+
+def _newest_agents() -> dict[str, int]:
+    from agents.models import Agent
+
+    newest = {}
+    for schema in ("acme", "beta"):
+        connection.set_tenant(Tenant.objects.get(schema_name=schema))
+        newest[schema] = Agent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    connection.set_schema_to_public()
+    return newest
+
+
+def _agents_pause_since(newest: dict[str, int]) -> None:
+    from agents.models import Agent
+    from agents.services import agent_status_set
+
+    for schema, pk in newest.items():
+        connection.set_tenant(Tenant.objects.get(schema_name=schema))
+        for agent_id in Agent.objects.filter(pk__gt=pk, status="enabled").values_list("pk", flat=True):
+            agent_status_set(agent_id=agent_id, status="paused", user=None)
 
 
 # The session's web server and browser, for every module that drives pages (tests/browser.py).

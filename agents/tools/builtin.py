@@ -1,5 +1,7 @@
 """The shipped tools. Side-effecting ones describe what to send and the engine writes it to
-the outbox under the effect's idempotency key; delivery is a relay's job."""
+the outbox under the effect's idempotency key; the relay delivers it to the tenant's endpoint
+for its kind (agents.integrations.relay). Tools that read answer from the tenant's systems
+(agents.integrations.calls), never from fixed values."""
 
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ def _restart_service(args: dict[str, Any]) -> ToolResult:
 
 
 def _lookup_order(args: dict[str, Any]) -> ToolResult:
-    # Read-only: a real deployment would query the order system; we echo what we know.
-    return ToolResult({"order_id": args["order_id"], "found": True})
+    # Read-only, answered by the tenant's order system: the endpoint that takes "lookup_order".
+    from agents.integrations.calls import endpoint_call
+
+    return ToolResult(endpoint_call(kind="lookup_order", payload=dict(args)))
 
 
 register(

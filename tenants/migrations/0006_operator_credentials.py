@@ -1,7 +1,13 @@
-from django.db import migrations
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [("tenants", "0005_usage")]
 
-    operations: list[migrations.operations.base.Operation] = []
+    operations = [
+        migrations.AddField(
+            model_name="llmconnection",
+            name="api_key_encrypted",
+            field=models.TextField(blank=True, db_default="", editable=False),
+        ),
+    ]

@@ -38,7 +38,9 @@ def signed_in(client: Client, tenant: Tenant, username: str) -> Client:
 
 
 def token_for(client: Client, username: str) -> str:
-    response = client.post("/api/v1/auth/token/", {"username": username, "password": PASSWORD})
+    """A new API token of ``username`` (governance.tokens), issued for the password on the
+    client's host; send it as ``Bearer`` or ``Token``."""
+    response = client.post("/api/v1/auth/token/", {"username": username, "password": PASSWORD}, "application/json")
     assert response.status_code == 200, response.content
     return str(response.json()["token"])
 

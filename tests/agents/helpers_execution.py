@@ -179,9 +179,16 @@ def outcome(worker: WorkerHandle, message_id: str, *, timeout: float = 20) -> st
 
 def broker_purge() -> int:
     """Drop every message waiting in the session's queues (no worker may be consuming)."""
+    from django.conf import settings
+
     from config.celery import app
 
-    return int(app.control.purge() or 0)
+    # Every queue a route names, whether or not this process declared it (the engine's sends
+    # skip the declaration), and Celery's default one.
+    queues = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} | {app.conf.task_default_queue}
+    with app.connection_for_write() as conn:
+        channel: Any = conn.default_channel  # kombu's virtual channel (the stubs know its base only)
+        return sum(int(channel.queue_purge(queue) or 0) for queue in sorted(queues))
 
 
 # ------------------------------------------------------------------------------ outside the app

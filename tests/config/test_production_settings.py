@@ -19,6 +19,7 @@ from tenants.services import provision_request_build, tenant_provision
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 SECRET = "k3V9-production-secret-for-tests-only-7Qx2Lm8Rt4Wz6Yb1Nc5Hd0Jf"
+CREDENTIALS_KEY = "bXlaS0pHZ2ZBa3FwVHR4d1hYbEh5eVNsV1Fxb1JkVGQ="
 SHOW_SETTINGS = (
     "import json, config.settings as s; print(json.dumps({name: getattr(s, name) for name in ["
     "'DEBUG', 'ALLOWED_HOSTS', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_SSL_REDIRECT', "
@@ -31,6 +32,7 @@ SECURITY_VARIABLES = (
     "VIGIL_ENV",
     "VIGIL_DEBUG",
     "VIGIL_SECRET_KEY",
+    "VIGIL_CREDENTIALS_KEY",
     "VIGIL_ALLOWED_HOSTS",
     "VIGIL_PUBLIC_",
     "VIGIL_HTTP_PORT",
@@ -48,7 +50,14 @@ def production_env(**overrides: str | None) -> dict[str, str]:
     """This process's environment without the security settings, plus a safe production set;
     an override of None removes that variable."""
     env = {name: value for name, value in os.environ.items() if not name.startswith(SECURITY_VARIABLES)}
-    env.update({"VIGIL_ENV": "production", "VIGIL_SECRET_KEY": SECRET, "VIGIL_PUBLIC_DOMAIN": "vigil.example.com"})
+    env.update(
+        {
+            "VIGIL_ENV": "production",
+            "VIGIL_SECRET_KEY": SECRET,
+            "VIGIL_CREDENTIALS_KEY": CREDENTIALS_KEY,
+            "VIGIL_PUBLIC_DOMAIN": "vigil.example.com",
+        }
+    )
     for name, value in overrides.items():
         if value is None:
             env.pop(name, None)
@@ -77,6 +86,7 @@ def production_settings(**overrides: str | None) -> dict[str, Any]:
         ({"VIGIL_PUBLIC_DOMAIN": None}, "VIGIL_PUBLIC_DOMAIN is 'localhost'"),
         ({"VIGIL_PUBLIC_DOMAIN": "localhost"}, "VIGIL_PUBLIC_DOMAIN is 'localhost'"),
         ({"VIGIL_DEBUG": "true"}, "VIGIL_DEBUG is on"),
+        ({"VIGIL_CREDENTIALS_KEY": None}, "VIGIL_CREDENTIALS_KEY is not set"),
         ({"VIGIL_ENV": None, "VIGIL_SECRET_KEY": None}, "VIGIL_SECRET_KEY is not set"),
     ],
 )

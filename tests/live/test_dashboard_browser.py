@@ -81,6 +81,9 @@ def test_a_task_created_through_the_api_appears_on_the_open_dashboard_and_change
         page.wait_for_selector('[data-list="audit"] >> text=task.transition', state="attached")
         assert page.evaluate("window.vigilNoReload") is True
         assert page.inner_text('[data-figure="in_flight"]') == "0"
+        # Usage against the tenant's limits, redrawn with the rest.
+        assert page.inner_text('[data-list="usage"] tr[data-limit="runs_per_day"] td:nth-child(2)') == "1"
+        assert page.inner_text('[data-list="usage"] tr[data-limit="max_agents"] td:nth-child(3)') == "50"
     finally:
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         page.close()

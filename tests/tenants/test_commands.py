@@ -73,6 +73,7 @@ def test_list_tenants_json_gives_one_object_per_tenant_with_effective_limits(acm
         "tokens_per_month": 2_000_000,
         "requests_per_minute": 300,
         "max_pending_approvals": 100,
+        "max_concurrent_tasks": 25,
     }
     assert rows[1]["limits"]["max_agents"] == 10
     assert first["created_at"] == acme.created_at.isoformat()

@@ -34,6 +34,7 @@ def test_overrides_replace_only_the_limits_they_name() -> None:
         tokens_per_month=20_000_000,
         requests_per_minute=1_200,
         max_pending_approvals=1_000,
+        max_concurrent_tasks=100,
     )
 
 

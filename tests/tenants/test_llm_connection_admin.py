@@ -31,6 +31,7 @@ def _form(**values: Any) -> dict[str, Any]:
         "allowed_models": "gpt-4o-mini,gpt-4o",
         "timeout_seconds": "15",
         "enabled": "on",
+        "history_change_reason": "house model for support",
         "_save": "Save",
     }
     return {k: v for k, v in {**form, **values}.items() if v is not None}

@@ -43,6 +43,7 @@ def _change_form(tenant: Tenant, **values: str) -> dict[str, str]:
         "domains-MAX_NUM_FORMS": "1000",
         "domains-0-id": str(domain.pk),
         "domains-0-tenant": str(tenant.pk),
+        "history_change_reason": "contract renewed",
         "_save": "Save",
     }
     return {**form, **values}

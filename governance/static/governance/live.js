@@ -1,6 +1,7 @@
 // Live oversight for the admin pages: one websocket to /ws/live/ (the session cookie
 // authenticates it), the dashboard redrawn from GET /api/v1/governance/dashboard/, the task
-// page's state and steps re-read from the page itself. After a dropped connection, or when
+// page's state and steps and the reviewer queues' rows re-read from the page itself (the
+// server renders them, so the live view and a reload always agree). After a dropped connection, or when
 // the server says events were skipped ("resync"), the page refetches what it shows, so a
 // missed event never stays missing. No build step: this file is served as it is.
 
@@ -50,8 +51,9 @@ function tick(element) {
   const left = Math.round((Date.parse(element.dataset.due) - Date.now()) / 1000);
   if (Number.isNaN(left)) return;
   const abs = Math.abs(left);
-  const span = abs >= 3600 ? `${Math.floor(abs / 3600)}h ${Math.floor((abs % 3600) / 60)}m`
-    : `${Math.floor(abs / 60)}m ${abs % 60}s`;
+  const span = abs >= 86400 ? `${Math.floor(abs / 86400)}d ${Math.floor((abs % 86400) / 3600)}h`
+    : abs >= 3600 ? `${Math.floor(abs / 3600)}h ${Math.floor((abs % 3600) / 60)}m ${abs % 60}s`
+      : `${Math.floor(abs / 60)}m ${abs % 60}s`;
   element.textContent = left >= 0 ? `in ${span}` : `${span} overdue`;
 }
 
@@ -81,6 +83,12 @@ function drawDashboard(root, data) {
     cell("td", e.agent), cell("td", e.finished), cell("td", e.failed),
     cell("td", `${Math.round(e.error_rate * 100)} %`),
   ])), 4, "No task finished in the last 24 hours.");
+  fill(root, "usage", (data.usage || []).map((u) => {
+    const tr = row([cell("td", u.label), cell("td", u.used === null ? "not counted" : u.used), cell("td", u.max)]);
+    tr.dataset.limit = u.limit;
+    if (u.near) tr.className = "vigil-near";
+    return tr;
+  }), 3, "No limits.");
   fill(root, "audit", data.audit.map((line) => row([
     cell("td", line.seq), cell("td", line.created_at), cell("td", line.actor),
     cell("td", line.verb), cell("td", line.target),
@@ -90,7 +98,7 @@ function drawDashboard(root, data) {
 
 function dashboardPage(root) {
   return {
-    wants: (event) => event.type.startsWith("task.") || event.type.startsWith("approval."),
+    wants: (event) => ["task.", "approval.", "agent.", "usage."].some((prefix) => event.type.startsWith(prefix)),
     async refresh() {
       const response = await fetch(root.dataset.url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
       if (response.ok) drawDashboard(root, await response.json());
@@ -122,6 +130,35 @@ function taskPage(root) {
         const next = fresh.querySelectorAll(selector);
         now.forEach((element, index) => { if (next[index]) element.replaceWith(next[index]); });
       }
+    },
+  };
+}
+
+// The reviewer queues (My queue, Team queue): any approval event may add, move or remove a
+// row, and a task that stops waiting closes its requests; the rows are re-read from the page.
+function queuePage() {
+  const shown = () => new Set([...document.querySelectorAll("#queue tr[data-approval-id]")]
+    .map((tr) => tr.dataset.approvalId));
+  return {
+    wants: (event) => event.type.startsWith("approval.")
+      || (event.type === "task.state" && document.querySelector(`#queue tr[data-task-id="${Number(event.task_id)}"]`) !== null),
+    async refresh() {
+      const response = await fetch(location.href, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      const before = shown();
+      const focused = document.activeElement && document.activeElement.closest("tr[data-approval-id]");
+      for (const selector of ["#queue tbody", "#queue-pages"]) {
+        const now = document.querySelector(selector);
+        const next = fresh.querySelector(selector);
+        if (now && next) now.replaceWith(next);
+      }
+      for (const tr of document.querySelectorAll("#queue tr[data-approval-id]")) {
+        if (before.size && !before.has(tr.dataset.approvalId)) tr.classList.add("vigil-new");
+      }
+      document.querySelectorAll("time[data-due]").forEach(tick);
+      const again = focused && document.querySelector(`#queue tr[data-approval-id="${focused.dataset.approvalId}"] a`);
+      if (again) again.focus();
     },
   };
 }
@@ -166,4 +203,5 @@ function start(page) {
 }
 
 const root = document.querySelector("[data-live]");
-if (root) start(root.dataset.live === "task" ? taskPage(root) : dashboardPage(root));
+const PAGES = { task: taskPage, queue: queuePage, dashboard: dashboardPage };
+if (root) start((PAGES[root.dataset.live] || dashboardPage)(root));

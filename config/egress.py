@@ -1,0 +1,100 @@
+"""The operator's egress rules: which addresses a URL that a tenant admin wrote may reach.
+
+A tenant admin writes the URL (an integration endpoint, a single sign-on issuer), so the URL
+alone decides nothing. Public addresses are allowed; private, loopback, link-local (cloud
+metadata at 169.254.169.254), multicast, reserved and unspecified ones only when the operator
+lists them in VIGIL_EGRESS_ALLOW (hosts, addresses or CIDRs, comma-separated). A host name is
+resolved and every address it resolves to is checked.
+
+Lives in config because every app that calls out (agents' integrations, governance's single
+sign-on) applies the same rules and governance may not import agents.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from config.errors import VigilError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class EgressRefused(VigilError):
+    code = "egress_refused"
+    status = 400
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL: what to connect to (``address``) and what to say (``host``, ``path``)."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    address: str
+
+
+def _allowed_by_operator(host: str, address: IPAddress) -> bool:
+    for rule in settings.VIGIL_EGRESS_ALLOW:
+        if rule.lower() == host.lower():
+            return True
+        try:
+            network = ipaddress.ip_network(rule, strict=False)
+        except ValueError:
+            continue
+        if address.version == network.version and address in network:
+            return True
+    return False
+
+
+def _public(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return _public(address.ipv4_mapped)
+    return address.is_global and not address.is_multicast
+
+
+def url_parts(url: str, *, what: str = "the endpoint") -> tuple[str, str, int, str]:
+    """(scheme, host, port, path with query) of an http(s) URL; EgressRefused otherwise."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise EgressRefused(f"{what} URL is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EgressRefused(f"{what} URL must be an http(s) URL with a host")
+    if parts.username is not None or parts.password is not None:
+        hint = ": use a credential" if what == "the endpoint" else ""  # endpoints have credentials of their own
+        raise EgressRefused(f"{what} URL must not carry credentials{hint}")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), path
+
+
+def resolve(host: str, port: int, *, what: str = "the endpoint") -> list[IPAddress]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise EgressRefused(f"{what} host {host!r} does not resolve") from None
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
+
+
+def egress_check(url: str, *, what: str = "the endpoint") -> Target:
+    """Resolve ``url``'s host and check every address against the operator's rules: the target
+    to connect to. Raises EgressRefused naming the refused address; ``what`` names the URL in
+    the message ("the endpoint", "the identity provider")."""
+    scheme, host, port, path = url_parts(url, what=what)
+    addresses = resolve(host, port, what=what)
+    for address in addresses:
+        if not _public(address) and not _allowed_by_operator(host, address):
+            raise EgressRefused(
+                f"{what} host {host!r} resolves to {address}, a private, loopback or link-local "
+                "address the operator does not allow (VIGIL_EGRESS_ALLOW)",
+                host=host,
+                address=str(address),
+            )
+    return Target(scheme=scheme, host=host, port=port, path=path, address=str(addresses[0]))

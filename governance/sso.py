@@ -1,0 +1,408 @@
+"""Single sign-on with the tenant's OpenID Connect provider: its settings, the sign-in through
+mozilla-django-oidc, and the provider's access tokens on the API.
+
+mozilla-django-oidc reads one provider from the settings; each tenant has its own
+(``SsoProvider``, in the tenant's schema), so the backend and the views (governance.sso_views)
+take the issuer, client and secret from the current tenant's row. The issuer is written by
+the tenant admin: it, and every endpoint its discovery document names, is fetched only within
+the operator's egress rules (config.egress), with a timeout and a size limit.
+
+What a token must say to sign in here, ID token (browser) and access token (API) alike: the
+configured issuer, this tenant's client as audience, a signature by a key of the issuer's
+JWKS, an expiry in the future, and ``tid`` equal to the tenant's expected value. So a token
+minted for tenant A never signs in on B's host, even when both use one provider and one
+client. Access tokens must also be typed ``at+jwt`` (RFC 9068): an ID token is no API key.
+
+Users are found, or created on first sign-in, by email as username; their roles are set from
+the claims by the tenant's mapping at every sign-in (audited when they change).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import requests
+import urllib3
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.core.exceptions import SuspiciousOperation
+from django.db import transaction
+from django.http import HttpRequest
+from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+
+from config.egress import EgressRefused, egress_check
+from config.errors import VigilError
+from config.secrets import SecretUnreadable, secret_decrypt, secret_encrypt
+from governance import access, roles
+from governance.actors import Actor
+from governance.models import SsoProvider
+from governance.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+WHAT = "the identity provider"
+TIMEOUT_SECONDS = 5
+MAX_DOCUMENT_BYTES = 256 * 1024
+DISCOVERY_SECONDS = 3600
+JWKS_SECONDS = 300
+ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
+LEEWAY_SECONDS = 30
+
+
+class SsoError(VigilError):
+    """A sign-in or token the provider settings refuse; the message names the reason."""
+
+    code = "sso_refused"
+    status = 401
+
+
+class SsoInvalid(VigilError):
+    code = "invalid_sso_provider"
+    status = 400
+
+
+# ------------------------------------------------------------------ the provider's settings
+def sso_provider() -> SsoProvider | None:
+    """The current tenant's enabled provider, if any."""
+    return SsoProvider.objects.filter(enabled=True).first()
+
+
+def _mapping_check(mapping: Any) -> dict[str, dict[str, str]]:
+    if not isinstance(mapping, dict) or not all(
+        isinstance(claim, str) and isinstance(table, dict) and all(isinstance(v, str) for v in table)
+        for claim, table in mapping.items()
+    ):
+        raise SsoInvalid(
+            'the role mapping must map a claim to {value: role}, e.g. {"groups": {"vigil-admins": "admin"}}',
+            field="role_mapping",
+        )
+    for table in mapping.values():
+        try:
+            access.role_codes(table.values())
+        except (ValueError, TypeError) as exc:
+            raise SsoInvalid(f"the role mapping names {exc}", field="role_mapping") from None
+    return mapping
+
+
+@transaction.atomic
+def sso_provider_save(
+    *, provider: SsoProvider, client_secret: str | None, actor: Any, changed: list[str] | None = None
+) -> SsoProvider:
+    """Check and save ``provider`` (a new or changed row), encrypting ``client_secret`` when
+    given (None keeps the stored one). The issuer must pass the egress rules. Audited as
+    ``sso.provider_saved`` without the secret, by ``actor`` (a user, or an Actor: an operator)."""
+    provider.issuer = provider.issuer.strip().rstrip("/")
+    egress_check(provider.issuer, what=WHAT)
+    provider.role_mapping = _mapping_check(provider.role_mapping)
+    if "openid" not in provider.scopes.split():
+        raise SsoInvalid("the scopes must include openid", field="scopes")
+    if client_secret is not None:
+        if not client_secret:
+            raise SsoInvalid("the client secret must not be empty", field="client_secret")
+        provider.client_secret_encrypted = secret_encrypt(client_secret)
+    if not provider.client_secret_encrypted:
+        raise SsoInvalid("give the client secret", field="client_secret")
+    created = provider.pk is None
+    provider.save()
+    audit_record(
+        actor=actor if isinstance(actor, Actor) else Actor.for_user(actor),
+        verb="sso.provider_saved",
+        target_type="sso_provider",
+        target_id=provider.pk,
+        data={
+            "created": created,
+            "issuer": provider.issuer,
+            "client_id": provider.client_id,
+            "tid": provider.tid,
+            "enabled": provider.enabled,
+            "role_mapping": provider.role_mapping,
+            "secret_changed": client_secret is not None,
+            "changed": changed or [],
+        },
+    )
+    return provider
+
+
+# ------------------------------------------------------------------ the provider over HTTP
+def _fetch(method: str, url: str, **kwargs: Any) -> requests.Response:
+    egress_check(url, what=WHAT)
+    try:
+        response = requests.request(method, url, timeout=TIMEOUT_SECONDS, allow_redirects=False, stream=True, **kwargs)
+        try:
+            body = response.raw.read(MAX_DOCUMENT_BYTES + 1, decode_content=True)
+        finally:
+            response.close()
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise SsoError(f"{WHAT} at {url} did not answer: {type(exc).__name__}") from None
+    if len(body) > MAX_DOCUMENT_BYTES:
+        raise SsoError(f"{WHAT} answered {url} with more than {MAX_DOCUMENT_BYTES} bytes")
+    response._content = body
+    return response
+
+
+def _json(response: requests.Response, what: str) -> dict[str, Any]:
+    if response.status_code != 200:
+        raise SsoError(f"{WHAT} answered {what} with status {response.status_code}")
+    try:
+        document = json.loads(response.content)
+    except ValueError:
+        raise SsoError(f"{WHAT} answered {what} with something that is not JSON") from None
+    if not isinstance(document, dict):
+        raise SsoError(f"{WHAT} answered {what} with something that is not a JSON object")
+    return document
+
+
+@dataclass(frozen=True)
+class Discovery:
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+
+
+def discovery(provider: SsoProvider) -> Discovery:
+    """The provider's endpoints from its .well-known document (cached an hour per issuer)."""
+    key = f"vigil:sso:discovery:{provider.issuer}"
+    document = cache.get(key)
+    if document is None:
+        document = _json(_fetch("GET", f"{provider.issuer}/.well-known/openid-configuration"), "its discovery document")
+        cache.set(key, document, DISCOVERY_SECONDS)
+    if str(document.get("issuer", "")).rstrip("/") != provider.issuer:
+        raise SsoError(f"{WHAT}'s discovery document names issuer {document.get('issuer')!r}, not {provider.issuer!r}")
+    try:
+        return Discovery(
+            issuer=str(document["issuer"]),
+            authorization_endpoint=str(document["authorization_endpoint"]),
+            token_endpoint=str(document["token_endpoint"]),
+            jwks_uri=str(document["jwks_uri"]),
+        )
+    except KeyError as exc:
+        raise SsoError(f"{WHAT}'s discovery document has no {exc.args[0]}") from None
+
+
+def _jwks(provider: SsoProvider, *, fresh: bool = False) -> list[dict[str, Any]]:
+    key = f"vigil:sso:jwks:{provider.issuer}"
+    keys = None if fresh else cache.get(key)
+    if keys is None:
+        keys = _json(_fetch("GET", discovery(provider).jwks_uri), "its JWKS").get("keys")
+        if not isinstance(keys, list):
+            raise SsoError(f"{WHAT}'s JWKS has no keys")
+        cache.set(key, keys, JWKS_SECONDS)
+    return keys
+
+
+def _signing_key(provider: SsoProvider, token: str) -> tuple[Any, str]:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise SsoError("the token is not a signed JWT") from None
+    alg, kid = header.get("alg"), header.get("kid")
+    if alg not in ALGORITHMS:
+        raise SsoError(f"the token is signed with {alg!r}, not an algorithm of a key pair")
+    for fresh in (False, True):  # a key not in the cached set: the provider may have rotated
+        for jwk in _jwks(provider, fresh=fresh):
+            if (kid is None or jwk.get("kid") == kid) and jwk.get("alg", alg) == alg and jwk.get("use", "sig") == "sig":
+                try:
+                    return jwt.PyJWK(jwk, algorithm=alg).key, alg
+                except jwt.PyJWTError:
+                    continue
+    raise SsoError(f"no key of {WHAT}'s JWKS signed this token")
+
+
+def token_verify(provider: SsoProvider, token: str, *, access_token: bool = False) -> dict[str, Any]:
+    """The claims of ``token`` once its signature, issuer, audience (the tenant's client),
+    expiry and tid are checked; SsoError naming the first failure otherwise."""
+    if access_token:
+        try:
+            typ = str(jwt.get_unverified_header(token).get("typ", "")).lower()
+        except jwt.PyJWTError:
+            raise SsoError("the token is not a signed JWT") from None
+        if typ not in ("at+jwt", "application/at+jwt"):
+            raise SsoError("the bearer token is not an access token (its type is not at+jwt)")
+    key, alg = _signing_key(provider, token)
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[alg],
+            audience=provider.client_id,
+            issuer=provider.issuer,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+        )
+    except jwt.InvalidAudienceError:
+        raise SsoError("the token was issued for another client") from None
+    except jwt.InvalidIssuerError:
+        raise SsoError("the token was issued by another issuer") from None
+    except jwt.ExpiredSignatureError:
+        raise SsoError("the token has expired") from None
+    except jwt.PyJWTError as exc:
+        raise SsoError(f"the token is invalid: {exc}") from None
+    if claims.get("tid") != provider.tid:
+        raise SsoError("the token was minted for another tenant (its tid claim is not this tenant's)")
+    if access_token and claims.get("client_id", provider.client_id) != provider.client_id:
+        raise SsoError("the token was issued for another client")
+    return claims
+
+
+# ------------------------------------------------------------------------- users and roles
+def roles_from_claims(mapping: dict[str, dict[str, str]], claims: dict[str, Any]) -> list[str]:
+    wanted = set()
+    for claim, table in mapping.items():
+        values = claims.get(claim)
+        for value in [values] if isinstance(values, str) else values if isinstance(values, list) else []:
+            if isinstance(value, str) and value in table:
+                wanted.add(table[value])
+    return access.role_codes(wanted)
+
+
+def _email(claims: dict[str, Any]) -> str:
+    email = claims.get("email")
+    if not isinstance(email, str) or "@" not in email or len(email) > 150:
+        raise SsoError("the token carries no usable email claim")
+    if claims.get("email_verified") is False:
+        raise SsoError("the provider has not verified this email address")
+    return email.strip().lower()
+
+
+@transaction.atomic
+def sso_user(provider: SsoProvider, claims: dict[str, Any], *, via: str) -> User:
+    """The tenant's user the verified ``claims`` name (created on first sign-in, username =
+    email), with the roles the mapping gives them. ``via`` ("login", "api") goes in the audit."""
+    email = _email(claims)
+    user_model = get_user_model()
+    user = user_model.objects.filter(username__iexact=email).first()
+    if user is None:
+        name = str(claims.get("name") or "")[:150]
+        user = user_model.objects.create_user(email, email=email, first_name=name)
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        audit_record(
+            actor=Actor.system("sso"),
+            verb="sso.user_created",
+            target_type="user",
+            target_id=user.pk,
+            data={"username": email, "issuer": provider.issuer, "sub": str(claims.get("sub", ""))},
+        )
+    if not user.is_active:
+        raise SsoError("this user is deactivated in Vigil")
+    wanted = roles_from_claims(provider.role_mapping, claims)
+    roles.user_roles_set(user=user, roles=wanted, actor=user)
+    if via == "login":
+        audit_record(
+            actor=Actor.for_user(user),
+            verb="sso.signed_in",
+            target_type="user",
+            target_id=user.pk,
+            data={"issuer": provider.issuer, "sub": str(claims.get("sub", "")), "roles": wanted},
+        )
+    return user
+
+
+def sso_refusal_record(request: HttpRequest | None, reason: str) -> None:
+    audit_record(
+        actor=Actor.system("sso"),
+        verb="sso.refused",
+        target_type="sso_provider",
+        data={"reason": reason[:500], "ip": (request.META.get("REMOTE_ADDR", "") if request else "")},
+    )
+
+
+# ----------------------------------------------------------------- mozilla-django-oidc's backend
+# Settings of mozilla-django-oidc that are the same for every tenant.
+FIXED_SETTINGS: dict[str, Any] = {
+    "OIDC_USE_PKCE": True,
+    "OIDC_USE_NONCE": True,
+    "OIDC_TOKEN_USE_BASIC_AUTH": True,
+    "OIDC_CREATE_USER": True,
+    "OIDC_STORE_ACCESS_TOKEN": False,
+    "OIDC_STORE_ID_TOKEN": False,
+    "OIDC_TIMEOUT": TIMEOUT_SECONDS,
+}
+REQUEST_ERROR = "vigil_sso_error"
+
+
+class TenantOidcBackend(OIDCAuthenticationBackend):
+    """mozilla-django-oidc's code flow, with the current tenant's provider instead of the
+    settings' one, and our checks of the ID token (governance.sso.token_verify)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The parent reads one provider from the settings; ours is read per request.
+        self.UserModel = get_user_model()
+        self.provider: SsoProvider | None = None
+
+    def get_settings(self, attr: str, *args: Any) -> Any:
+        if attr in FIXED_SETTINGS:
+            return FIXED_SETTINGS[attr]
+        if attr == "OIDC_RP_SCOPES" and self.provider is not None:
+            return self.provider.scopes
+        return super().get_settings(attr, *args)
+
+    def authenticate(self, request: HttpRequest | None, **kwargs: Any) -> User | None:
+        if request is None or "nonce" not in kwargs:
+            return None  # not the OIDC callback: a password sign-in
+        provider = sso_provider()
+        if provider is None:
+            return None
+        self.provider = provider
+        try:
+            found = discovery(provider)
+            self.OIDC_OP_TOKEN_ENDPOINT = found.token_endpoint
+            self.OIDC_RP_CLIENT_ID = provider.client_id
+            self.OIDC_RP_CLIENT_SECRET = secret_decrypt(provider.client_secret_encrypted)
+            return super().authenticate(request, **kwargs)
+        except (SsoError, EgressRefused, SecretUnreadable, SuspiciousOperation, requests.HTTPError) as exc:
+            reason = exc.detail if isinstance(exc, VigilError) else str(exc).split(" (url:")[0]
+            setattr(request, REQUEST_ERROR, reason)
+            sso_refusal_record(request, reason)
+            logger.warning("sso.refused", extra={"reason": reason})
+            return None
+
+    def get_token(self, payload: dict[str, Any]) -> dict[str, Any]:
+        client_id, secret = payload.pop("client_id"), payload.pop("client_secret")
+        response = _fetch("POST", self.OIDC_OP_TOKEN_ENDPOINT, data=payload, auth=(client_id, secret))
+        return _json(response, "the token request")
+
+    def _provider(self) -> SsoProvider:
+        if self.provider is None:
+            raise SsoError("no single sign-on provider is configured")
+        return self.provider
+
+    def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
+        if not token:
+            raise SsoError("the provider answered without an ID token")
+        claims = token_verify(self._provider(), token)
+        if claims.get("nonce") != kwargs.get("nonce"):
+            raise SsoError("the ID token's nonce is not the one this sign-in sent")
+        return claims
+
+    def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return payload  # the verified ID token's claims: email, name, groups, tid
+
+    def verify_claims(self, claims: dict[str, Any]) -> bool:
+        _email(claims)
+        return True
+
+    def filter_users_by_claims(self, claims: dict[str, Any]) -> Any:
+        return self.UserModel.objects.filter(username__iexact=_email(claims))
+
+    def get_or_create_user(self, access_token: str, id_token: str, payload: dict[str, Any]) -> User:
+        return sso_user(self._provider(), payload, via="login")
+
+
+def bearer_authenticate(raw: str) -> tuple[User, dict[str, Any]] | None:
+    """The user an access token of the tenant's provider stands for, with its claims; None
+    when the tenant has no provider (the token is then nobody's). SsoError when refused."""
+    provider = sso_provider()
+    if provider is None:
+        return None
+    try:
+        claims = token_verify(provider, raw, access_token=True)
+    except EgressRefused as exc:
+        raise SsoError(exc.detail) from None
+    return sso_user(provider, claims, via="api"), claims

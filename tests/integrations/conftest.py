@@ -1,0 +1,3 @@
+from tests.integrations.support import committed_endpoint, loopback_allowed, receiver
+
+__all__ = ["committed_endpoint", "loopback_allowed", "receiver"]
