@@ -147,7 +147,7 @@ class TokenListCreateApi(APIView):
 
     @extend_schema(request=TokenIn, responses={201: IssuedTokenOut})
     def post(self, request: Request) -> Response:
-        if isinstance(request.auth, ApiToken):
+        if request.auth is not None:  # an API token or an identity provider's access token
             raise PermissionDenied("a token cannot issue tokens: sign in with a password or a session")
         body = TokenIn(data=request.data)
         body.is_valid(raise_exception=True)

@@ -50,6 +50,7 @@ TIMEOUT_SECONDS = 5
 MAX_DOCUMENT_BYTES = 256 * 1024
 DISCOVERY_SECONDS = 3600
 JWKS_SECONDS = 300
+JWKS_REFRESH_SECONDS = 60  # at most one refetch of a provider's keys per minute
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
 LEEWAY_SECONDS = 30
 
@@ -187,7 +188,11 @@ def discovery(provider: SsoProvider) -> Discovery:
 
 def _jwks(provider: SsoProvider, *, fresh: bool = False) -> list[dict[str, Any]]:
     key = f"vigil:sso:jwks:{provider.issuer}"
-    keys = None if fresh else cache.get(key)
+    keys = cache.get(key)
+    # A token naming an unknown key refetches the set (the provider may have rotated), at most
+    # once a minute per issuer: unsigned garbage must not turn into one outbound call each.
+    if fresh and keys is not None and cache.add(f"{key}:refreshed", True, JWKS_REFRESH_SECONDS):
+        keys = None
     if keys is None:
         keys = _json(_fetch("GET", discovery(provider).jwks_uri), "its JWKS").get("keys")
         if not isinstance(keys, list):

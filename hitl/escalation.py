@@ -83,6 +83,13 @@ def _request_of_task(task_id: int, user: User | AnonymousUser) -> int:
 def _target_level(approval: ApprovalRequest, target: str | None, ladder: Ladder) -> int:
     """The escalation level to move to: the next one, or the first that ``target`` (a tier of
     the ladder) decides at, which must be above the request's current role."""
+    if approval.escalation_level >= ladder.escalations:
+        # Past the last tier only the terminal action is left: escalating again would put it off.
+        raise EscalationInvalid(
+            f"request {approval.pk} is at the last tier of its ladder ({approval.required_role}); "
+            "nothing above it to escalate to",
+            fields={"approval": "at the last tier"},
+        )
     level = approval.escalation_level + 1
     if not target:
         return level

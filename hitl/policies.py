@@ -41,6 +41,7 @@ from governance.actors import Actor
 from governance.services import audit_record
 from hitl.models import ApprovalPriority, Policy, PolicyGate, PolicyTerminal, PolicyVersion
 from hitl.sla import DEFAULT_LADDER, SLA_MINUTES, Ladder, TerminalAction
+from tenants.models import Tenant
 from tenants.tiers import Tier
 
 if TYPE_CHECKING:
@@ -528,16 +529,26 @@ def rules_from_snapshot(rows: list[list[Any]]) -> list[Rule]:
     return [Rule(*row) for row in rows]
 
 
+def _tier() -> str:
+    """The tenant's tier. A worker's connection knows only the schema (django-tenants' stand-in
+    tenant has no tier), so the tier is read then, and only when a rule names tiers."""
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Tenant) and tenant.schema_name == connection.schema_name:
+        return str(tenant.tier)
+    return str(Tenant.objects.filter(schema_name=connection.schema_name).values_list("tier", flat=True).first() or "")
+
+
 def gate_decide(
     *, agent: Agent, tool: ToolSpec, arguments: dict[str, Any], verdict: Verdict, rules: Any = None
 ) -> Gate:
     """The gate of one tool call the built-in rules did not deny (agents.hooks' ``gate``), from
     the rules the step's snapshot read when it gives them."""
     builtin = verdict.outcome == NEEDS_APPROVAL
-    tier = str(getattr(getattr(connection, "tenant", None), "tier", ""))
+    in_force = rules_from_snapshot(rules) if rules is not None else rules_in_force()
+    tier = _tier() if any(rule.conditions.get("tiers") for rule in in_force) else ""
     live: Rule | None = None
     shadows: list[dict[str, Any]] = []
-    for rule in rules_from_snapshot(rules) if rules is not None else rules_in_force():
+    for rule in in_force:
         if rule.shadow and not rule_matches(
             rule, agent=agent.name, tool=tool.name, level=tool.level, arguments=arguments, tier=tier
         ):

@@ -211,6 +211,11 @@ def test_the_providers_access_token_calls_the_api_as_the_mapped_user_on_its_own_
     body = me.json()
     assert (body["username"], body["tenant"]["schema"], body["roles"]) == (ADA, "acme", ["admin"])
     assert Client(HTTP_HOST="acme.localhost").get("/api/v1/agents/", headers=bearer).status_code == 200
+    # The provider's token does not mint Vigil tokens (they would outlive it).
+    minted = Client(HTTP_HOST="acme.localhost").post(
+        "/api/v1/auth/tokens/", {"name": "laptop"}, content_type="application/json", headers=bearer
+    )
+    assert minted.status_code == 403, minted.content
 
     on_beta = Client(HTTP_HOST="beta.localhost").get("/api/v1/auth/me/", headers=bearer)
     assert on_beta.status_code == 401 and "another client" in on_beta.json()["detail"]

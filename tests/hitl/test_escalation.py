@@ -193,3 +193,23 @@ def test_a_request_decided_by_a_policy_is_escalated_on_its_policys_ladder(acme: 
     assert (request.required_role, request.get_priority_display(), request.escalation_level) == ("admin", "medium", 1)
     escalated = request.history.get(kind="escalated")
     assert request.due_at is not None and request.due_at - escalated.created_at == timedelta(minutes=10)
+
+
+def test_a_request_at_the_last_tier_is_not_escalated_again(acme: Tenant, acme_client: Client) -> None:
+    request = refund_waiting(acme, refund_agent(acme))
+    client = signed_in(acme_client, acme, ALICE)
+    assert _escalate(client, {"approval": request.pk, "reason": "to the admins"}).status_code == 200
+    connection.set_tenant(acme)
+    before = ApprovalRequest.objects.get(pk=request.pk)
+
+    again = _escalate(client, {"approval": request.pk, "reason": "once more, to put the expiry off"})
+
+    assert again.status_code == 400, again.content
+    assert again.json()["code"] == "escalation_invalid" and "last tier" in again.json()["detail"]
+    connection.set_tenant(acme)
+    after = ApprovalRequest.objects.get(pk=request.pk)
+    assert (after.escalation_level, after.due_at, after.priority) == (
+        before.escalation_level,
+        before.due_at,
+        before.priority,
+    )

@@ -309,3 +309,17 @@ def test_the_step_snapshot_reads_the_same_rules_in_force_as_the_policies_module(
     assert rules_from_snapshot(rows) == rules_in_force()
     assert [rule.name for rule in rules_in_force()] == ["first", "watching", "later"]
     assert rules_in_force()[0].quorum == 3
+
+
+def test_a_tier_condition_holds_on_a_connection_that_knows_only_the_schema(acme: Tenant) -> None:
+    # A worker sets the schema alone (django-tenants' stand-in tenant has no tier).
+    _policy("pro-refunds", {"conditions": {"tools": ["issue_refund"], "tiers": [acme.tier]}, "quorum": 2})
+    task = task_make(acme, refund_agent(acme), REFUND_TICKET)
+    connection.set_schema("acme")
+
+    task = task_drive(task, {"awaiting_approval"})
+
+    assert not isinstance(connection.tenant, Tenant)
+    request = ApprovalRequest.objects.get(task=task)
+    assert request.quorum == 2
+    assert request.policy_version is not None and request.policy_version.policy.name == "pro-refunds"

@@ -114,6 +114,9 @@ def test_an_endpoint_signing_secret_is_write_only(acme: Tenant, acme_client: Cli
         "http://192.168.0.10/hooks",
         "http://169.254.169.254/latest/meta-data/",
         "http://[::1]:9/hooks",
+        "http://[64:ff9b::a00:5]/hooks",  # NAT64 of 10.0.0.5
+        "http://[2002:a9fe:a9fe::]/hooks",  # 6to4 of 169.254.169.254
+        "http://[::127.0.0.1]/hooks",  # IPv4-compatible loopback
         "http://0.0.0.0/hooks",
         "ftp://93.184.215.14/hooks",
         "http://user:pw@93.184.215.14/hooks",
