@@ -12,8 +12,10 @@ sign-on) applies the same rules and governance may not import agents.
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -120,3 +122,32 @@ def egress_check(url: str, *, what: str = "the endpoint") -> Target:
                 address=str(address),
             )
     return Target(scheme=scheme, host=host, port=port, path=path, address=str(addresses[0]))
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, target: Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self._address = target.address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, target: Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
+        self._address = target.address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def pinned_connection(target: Target, *, timeout: float) -> http.client.HTTPConnection:
+    """A connection to the address ``egress_check`` passed, never resolved again (so a name that
+    re-resolves elsewhere in between, DNS rebinding, reaches nothing new), speaking to the URL's
+    host (the Host header, TLS server name and certificate)."""
+    if target.scheme == "https":
+        return _PinnedHTTPSConnection(target, timeout)
+    return _PinnedHTTPConnection(target, timeout)

@@ -19,14 +19,16 @@ the claims by the tenant's mapping at every sign-in (audited when they change).
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import jwt
 import requests
-import urllib3
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.cache import cache
@@ -35,7 +37,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
-from config.egress import EgressRefused, egress_check
+from config.egress import EgressRefused, egress_check, pinned_connection
 from config.errors import VigilError
 from config.secrets import SecretUnreadable, secret_decrypt, secret_encrypt
 from governance import access, roles
@@ -130,23 +132,43 @@ def sso_provider_save(
 
 
 # ------------------------------------------------------------------ the provider over HTTP
-def _fetch(method: str, url: str, **kwargs: Any) -> requests.Response:
-    egress_check(url, what=WHAT)
+@dataclass(frozen=True)
+class _Answer:
+    status_code: int
+    content: bytes
+
+
+def _fetch(
+    method: str, url: str, *, data: dict[str, Any] | None = None, auth: tuple[str, str] | None = None
+) -> _Answer:
+    """One call to the provider, connected to the address the egress check passed (never
+    resolved again: no DNS rebinding), without redirects, within TIMEOUT_SECONDS per read and
+    MAX_DOCUMENT_BYTES of answer."""
+    target = egress_check(url, what=WHAT)
+    headers = {"Accept": "application/json", "User-Agent": "Vigil-SSO/1"}
+    body: bytes | None = None
+    if data is not None:
+        body = urlencode(data).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if auth is not None:  # client_secret_basic (RFC 6749 2.3.1)
+        pair = f"{quote(auth[0], safe='')}:{quote(auth[1], safe='')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    conn = pinned_connection(target, timeout=TIMEOUT_SECONDS)
     try:
-        response = requests.request(method, url, timeout=TIMEOUT_SECONDS, allow_redirects=False, stream=True, **kwargs)
-        try:
-            body = response.raw.read(MAX_DOCUMENT_BYTES + 1, decode_content=True)
-        finally:
-            response.close()
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        conn.request(method, target.path, body=body, headers=headers)
+        response = conn.getresponse()
+        content = response.read(MAX_DOCUMENT_BYTES + 1)
+        status = response.status
+    except (OSError, http.client.HTTPException) as exc:
         raise SsoError(f"{WHAT} at {url} did not answer: {type(exc).__name__}") from None
-    if len(body) > MAX_DOCUMENT_BYTES:
+    finally:
+        conn.close()
+    if len(content) > MAX_DOCUMENT_BYTES:
         raise SsoError(f"{WHAT} answered {url} with more than {MAX_DOCUMENT_BYTES} bytes")
-    response._content = body
-    return response
+    return _Answer(status_code=status, content=content)
 
 
-def _json(response: requests.Response, what: str) -> dict[str, Any]:
+def _json(response: _Answer, what: str) -> dict[str, Any]:
     if response.status_code != 200:
         raise SsoError(f"{WHAT} answered {what} with status {response.status_code}")
     try:

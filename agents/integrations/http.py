@@ -10,16 +10,15 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import socket
-import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from agents.integrations.egress import Target, egress_check
+from agents.integrations.egress import egress_check
 from agents.integrations.secrets import secret_decrypt
 from agents.integrations.signing import SIGNATURE_HEADER, signature
 from agents.models import Credential, CredentialKind, Endpoint
+from config.egress import pinned_connection
 
 USER_AGENT = "Vigil-Relay/1"
 # Bytes of an endpoint's answer read at most (a tool's result, an error's excerpt).
@@ -35,26 +34,6 @@ def _auth_headers(credential: Credential | None) -> dict[str, str]:
     if credential.kind == CredentialKind.BASIC:
         return {"Authorization": "Basic " + base64.b64encode(value.encode()).decode()}
     return {credential.header_name: value}
-
-
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, target: Target, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout)
-        self._address = target.address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, target: Target, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
-        self._address = target.address
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -81,8 +60,7 @@ class EndpointClient:
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            conn_class = _PinnedHTTPSConnection if self.target.scheme == "https" else _PinnedHTTPConnection
-            self._conn = conn_class(self.target, self.timeout)
+            self._conn = pinned_connection(self.target, timeout=self.timeout)
         return self._conn
 
     def post(self, *, body: bytes, idempotency_key: str, attempt: int = 1) -> Answer:
