@@ -22,7 +22,13 @@ from governance import access
 from governance.access import AGENT_GRANTS, DECIDING_CAPABILITY, ROLE_CAPABILITIES, SCOPED_BY, Capability
 from governance.actors import Actor
 from governance.services import audit_record
-from hitl.exceptions import ApprovalAlreadyDecided, ApprovalForbidden, ApprovalNotFound, ReviewerAtCapacity
+from hitl.exceptions import (
+    ApprovalAlreadyDecided,
+    ApprovalForbidden,
+    ApprovalNotFound,
+    AwaitingClarification,
+    ReviewerAtCapacity,
+)
 from hitl.models import (
     ApprovalEvent,
     ApprovalEventKind,
@@ -122,6 +128,16 @@ def _ensure_open(approval: ApprovalRequest) -> None:
         )
 
 
+def _ensure_not_waiting_for_an_answer(approval: ApprovalRequest) -> None:
+    # Moving it would take it out of `clarification` without its deadline back (hitl.clarification
+    # restores both when the requester answers).
+    if approval.status == ApprovalStatus.CLARIFICATION:
+        raise AwaitingClarification(
+            f"approval request {approval.pk} waits for the requester's answer; "
+            "claim, release or reassign it once answered"
+        )
+
+
 def _locked(approval_id: int, user: User | AnonymousUser | None) -> ApprovalRequest:
     try:
         approval = (
@@ -164,6 +180,7 @@ def approval_claim(*, approval_id: int, user: User | AnonymousUser, now: datetim
     approval = _locked(approval_id, user)
     _refusal_check(approval, user)
     _ensure_open(approval)
+    _ensure_not_waiting_for_an_answer(approval)
     if not isinstance(user, User):  # only an authenticated user passes the refusal check
         raise ApprovalForbidden("sign in to claim a request", rule="role")
     if approval.assignee_id == user.pk:
@@ -204,6 +221,7 @@ def approval_release(*, approval_id: int, user: User | AnonymousUser, now: datet
     Raises ApprovalNotFound (404), ApprovalForbidden (403), ApprovalAlreadyDecided (409)."""
     approval = _locked(approval_id, user)
     _ensure_open(approval)
+    _ensure_not_waiting_for_an_answer(approval)
     is_assignee = approval.assignee_id is not None and approval.assignee_id == getattr(user, "pk", None)
     if not is_assignee and not access.user_may(user, Capability.REVIEW_AS_ADMIN, approval):
         raise ApprovalForbidden("only the assignee or an admin can release this request", rule="assigned")
@@ -248,6 +266,7 @@ def approval_reassign(
     if not access.user_may(user, Capability.REVIEW_AS_ADMIN, approval):
         raise ApprovalForbidden("reassigning needs the admin role", rule="role", required_role="admin")
     _ensure_open(approval)
+    _ensure_not_waiting_for_an_answer(approval)
     target = User.objects.filter(pk=to_user_id, is_active=True).first()
     if target is None:
         raise ApprovalForbidden(f"no active user {to_user_id}", rule="assignee")

@@ -31,7 +31,7 @@ from governance.access import Capability
 from governance.actors import Actor
 from governance.services import audit_record
 from hitl.assignment import assign_next, slot_free
-from hitl.exceptions import ApprovalAlreadyDecided, ApprovalForbidden, ApprovalNotFound
+from hitl.exceptions import ApprovalAlreadyDecided, ApprovalForbidden, ApprovalNotFound, AwaitingClarification
 from hitl.models import (
     OPEN_STATUSES,
     ApprovalEvent,
@@ -58,13 +58,6 @@ class TaskNotWaiting(VigilError):
     """The task is not stopped at an approval gate: there is no request to escalate."""
 
     code = "task_not_waiting"
-    status = 409
-
-
-class AwaitingClarification(VigilError):
-    """The request waits for the requester's answer (hitl.clarification)."""
-
-    code = "approval_awaiting_clarification"
     status = 409
 
 

@@ -62,3 +62,11 @@ class ApprovalEditAfterVotes(VigilError):
 
     code = "approval_edit_after_votes"
     status = 409
+
+
+class AwaitingClarification(VigilError):
+    """The request waits for the requester's answer (hitl.clarification): it is not claimed,
+    released, reassigned or escalated until then (its SLA clock is stopped meanwhile)."""
+
+    code = "approval_awaiting_clarification"
+    status = 409

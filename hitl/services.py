@@ -242,7 +242,8 @@ def _vote_record(
         slot_free(request)
         request.assignee = None
         request.assigned_at = None
-        request.status = ApprovalStatus.PENDING if request.escalation_level == 0 else ApprovalStatus.ESCALATED
+        if request.status != ApprovalStatus.CLARIFICATION:  # a question stays open, its SLA stopped
+            request.status = ApprovalStatus.PENDING if request.escalation_level == 0 else ApprovalStatus.ESCALATED
         fields += ["assignee", "assigned_at", "status"]
     if fields:
         request.save(update_fields=fields)

@@ -22,6 +22,7 @@ from governance.roles import user_roles_set
 from hitl.clarification import clarification_answer, clarification_ask
 from hitl.ladder import approvals_sla_sweep
 from hitl.models import ApprovalRequest, Clarification
+from hitl.policies import policy_create
 from tenants.models import Tenant
 from tests.agents.api_support import member_add, signed_in, task_drive, token_for
 from tests.agents.helpers_execution import FINAL, resolution_agent, steps_of, unique, use_tenant, wait_for_state
@@ -243,3 +244,34 @@ def test_the_decision_page_asks_and_shows_the_questions(acme: Tenant, acme_clien
     request.refresh_from_db()
     assert request.status == "approved"
     assert Task.objects.get(pk=request.task_id).state == "in_progress"
+
+
+def test_while_the_question_waits_the_request_keeps_its_stopped_clock_and_is_not_moved(
+    acme: Tenant, acme_client: Client
+) -> None:
+    ann = reviewer(acme, "ann@acme.example")
+    two = {"conditions": {"tools": ["issue_refund"]}, "quorum": 2}
+    policy_create(name="two-for-refunds", content=two, user=User.objects.get(username=ALICE))
+    max_ = member_add(acme, "max@acme.example", "agent_manager")
+    request = _requested_by(acme, refund_agent(acme), max_)
+    assert (request.quorum, request.assignee) == (2, ann)
+    clarification_ask(approval_id=request.pk, user=ann, question="Which order?")
+
+    # A vote short of the quorum leaves the question open and the clock stopped.
+    voted = _post(
+        signed_in(acme_client, acme, ann.username),
+        f"/api/v1/hitl/{request.pk}/approve/",
+        {"action_hash": request.action_hash},
+    )
+    assert voted.status_code == 200, voted.content
+    connection.set_tenant(acme)
+    request.refresh_from_db()
+    assert (request.status, request.due_at, request.remind_at) == ("clarification", None, None)
+    # Nobody claims, releases or reassigns it before the answer.
+    claimed = _post(signed_in(Client(HTTP_HOST="acme.localhost"), acme, RITA), f"/api/v1/hitl/{request.pk}/claim/", {})
+    assert (claimed.status_code, claimed.json()["code"]) == (409, "approval_awaiting_clarification")
+
+    clarification_answer(approval_id=request.pk, user=max_, answer="AB1234")
+    request.refresh_from_db()
+    assert request.status in ("pending", "assigned") and request.due_at is not None
+    assert request.assignee != ann  # who voted is not handed it again
