@@ -227,8 +227,13 @@ def approval_decide(
 
 
 def _approvals(request: ApprovalRequest) -> int:
-    """Approvals that count: those of the action as it stands (an edit rebinds the hash)."""
-    return request.votes.filter(verdict__in=(APPROVE, EDIT), action_hash=request.action_hash).count()
+    """Approvals that count: those of the action as it stands (an edit rebinds the hash), by
+    voters who may still decide it now (a voter who since became the agent's config author, or
+    whose role no longer reaches the request's tier after an escalation, counts no more)."""
+    votes = request.votes.filter(verdict__in=(APPROVE, EDIT), action_hash=request.action_hash).select_related("user")
+    return sum(
+        1 for vote in votes if vote.user is not None and approval_refusal(approval=request, user=vote.user) is None
+    )
 
 
 def _vote_record(
@@ -268,7 +273,8 @@ def _vote_record(
 
 
 def quorum_progress(request: ApprovalRequest) -> dict[str, Any]:
-    """How far a request is from its quorum, and who voted what (for the API and the admin)."""
+    """How far a request is from its quorum (the approvals that count now), and who voted
+    what (for the API and the admin)."""
     votes = [
         {
             "user": vote.user.get_username() if vote.user else None,
@@ -279,8 +285,7 @@ def quorum_progress(request: ApprovalRequest) -> dict[str, Any]:
         }
         for vote in request.votes.select_related("user")
     ]
-    approvals = sum(1 for v in votes if v["verdict"] in (APPROVE, EDIT) and v["action_hash"] == request.action_hash)
-    return {"required": request.quorum, "approvals": approvals, "votes": votes}
+    return {"required": request.quorum, "approvals": _approvals(request), "votes": votes}
 
 
 def _edit_apply(request: ApprovalRequest, arguments: dict[str, Any] | None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from agents.models import Agent, AgentStatus, Effect, Step, Task, TaskEvent
 from agents.services import agent_create, agent_status_set, task_submit
 from config.connection import connection
 from governance.models import AuditEvent
+from governance.roles import user_roles_set
 from hitl.assignment import approval_assign
 from hitl.models import ApprovalRequest, ApprovalVote, Policy
 from hitl.policies import policy_create
@@ -282,3 +283,22 @@ def test_one_reviewer_voting_twice_at_once_counts_once(committed: None, celery_w
     request.refresh_from_db()
     assert request.is_open
     assert Task.objects.get(pk=task.pk).state == "awaiting_approval"
+
+
+def test_a_vote_counts_only_while_its_voter_may_still_decide_the_request(
+    acme: Tenant, quorum_refund: ApprovalRequest
+) -> None:
+    ann = reviewer(acme, "ann@acme.example")
+    request = quorum_refund
+    first = _post(_client(acme, ann.username), request, "approve", {"action_hash": request.action_hash})
+    assert first.status_code == 200, first.content
+    connection.set_tenant(acme)
+    user_roles_set(user=ann, roles=["viewer"], actor=None)  # ann is a reviewer no more
+
+    second = _post(_client(acme, RITA), request, "approve", {"action_hash": request.action_hash})
+
+    assert second.status_code == 200, second.content
+    assert second.json()["status"] != "approved"
+    assert (second.json()["quorum_progress"]["approvals"], second.json()["quorum_progress"]["required"]) == (1, 2)
+    connection.set_tenant(acme)
+    assert Task.objects.get(pk=request.task_id).state == "awaiting_approval"
