@@ -1,13 +1,16 @@
 """Per-tenant request throttle of the API: at most the tier's ``requests_per_minute`` (with the
 tenant's overrides, tenants.selectors.tenant_limits) API requests per calendar minute.
 
-A middleware rather than a DRF throttle class: it refuses before authentication, the session
-or any query runs (a flood costs one Redis round trip per request, nothing in PostgreSQL), and
-it covers every view under /api/, DRF's or not. The counter of the current minute is one
-Redis key per tenant, INCR and EXPIRE sent in one pipeline. Over the limit: 429 with
-``Retry-After`` (the seconds left in the minute) and the limit named in the body. Redis down:
-requests pass (an outage of the counter must not take the API down), checked again after
-a few seconds.
+A middleware rather than a DRF throttle class: it covers every view under /api/, DRF's or not,
+and refuses before the view runs. Only requests that authenticated use up the tenant's quota:
+the tenant's counter is read before the view and counted after it when the caller turned out
+to be a signed-in user or a valid token, so that nobody can exhaust a tenant's API with
+requests carrying no or forged credentials. Requests without any credentials (the token
+endpoint, event intake) count against a counter of their own per tenant and client address,
+with the same limit. A counter is one Redis key per minute (INCR and EXPIRE in one pipeline).
+Over the limit: 429 with ``Retry-After`` (the seconds left in the minute) and the limit named in
+the body. Redis down: requests pass (an outage of the counter must not take the API down),
+checked again after a few seconds.
 """
 
 from __future__ import annotations
@@ -45,24 +48,30 @@ def _key(schema: str, minute: int) -> str:
     return f"{KEY_PREFIX}:{connection.settings_dict['NAME']}:{schema}:{minute}"
 
 
-def request_counted(*, schema: str, now: float | None = None) -> int | None:
-    """This tenant's API requests in the current minute, this one included; None when the
-    counter cannot be reached."""
+def request_counted(*, schema: str, now: float | None = None, count: bool = True) -> int | None:
+    """This tenant's (or counter's) API requests in the current minute, this one included when
+    ``count``; None when the counter cannot be reached."""
     global _redis_down_until
     now = time.time() if now is None else now
     if now < _redis_down_until:
         return None
     key = _key(schema, int(now // WINDOW_SECONDS))
     try:
+        if not count:
+            return int(_redis().get(key) or 0)
         pipe = _redis().pipeline(transaction=False)
         pipe.incr(key)
         pipe.expire(key, WINDOW_SECONDS * 2)
-        count, _ = pipe.execute()
+        counted, _ = pipe.execute()
     except (redis.RedisError, OSError):
         _redis_down_until = now + _REDIS_BACKOFF_SECONDS
         logger.warning("api.throttle_unchecked", extra={"schema": schema})
         return None
-    return int(count)
+    return int(counted)
+
+
+def _without_credentials(request: HttpRequest) -> bool:
+    return "HTTP_AUTHORIZATION" not in request.META and settings.SESSION_COOKIE_NAME not in request.COOKIES
 
 
 def throttle_forget() -> int:
@@ -83,8 +92,14 @@ class TenantThrottleMiddleware:
         if tenant is None or not is_api_request(request) or tenant.schema_name == get_public_schema_name():
             return self.get_response(request)
         now = time.time()
-        count = request_counted(schema=tenant.schema_name, now=now)
         limit = tenant_limits(tenant=tenant).requests_per_minute
+        anonymous = _without_credentials(request)
+        if anonymous:  # counted by address: a stranger's flood does not stop the tenant's API
+            address = request.META.get("REMOTE_ADDR", "")
+            count = request_counted(schema=f"{tenant.schema_name}:address:{address}", now=now)
+        else:
+            seen = request_counted(schema=tenant.schema_name, now=now, count=False)
+            count = None if seen is None else seen + 1
         if count is not None and count > limit:
             retry_after = max(1, WINDOW_SECONDS - int(now % WINDOW_SECONDS))
             return JsonResponse(
@@ -97,4 +112,8 @@ class TenantThrottleMiddleware:
                 status=429,
                 headers={"Retry-After": str(retry_after)},
             )
-        return self.get_response(request)
+        response = self.get_response(request)
+        user = getattr(request, "user", None)  # DRF sets it on this request too once it authenticated
+        if not anonymous and user is not None and user.is_authenticated:
+            request_counted(schema=tenant.schema_name, now=now)
+        return response

@@ -53,8 +53,8 @@ def test_over_the_tiers_requests_per_minute_the_api_answers_429_naming_the_limit
     assert body["extra"]["limit"] == "requests_per_minute" and body["extra"]["value"] == 5
     assert body["extra"]["tier"] == "starter" and "5 API requests a minute" in body["detail"]
     assert 1 <= int(refused["Retry-After"]) <= 60 and int(refused["Retry-After"]) == body["extra"]["retry_after"]
-    # Every API path counts, anonymous ones too; the admin does not, nor does another tenant.
-    assert Client(HTTP_HOST="acme.localhost").post("/api/v1/auth/token/", {}).status_code == 429
+    # Every API path counts; the admin does not, nor does another tenant.
+    assert alice.post("/api/v1/live/ticket/").status_code == 429
     assert alice.get("/admin/").status_code == 200
     assert _signed_in(beta, BOB, "beta.localhost").get("/api/v1/agents/").status_code == 200
 
@@ -83,3 +83,17 @@ def test_without_redis_requests_pass(acme: Tenant, redis_down: None) -> None:
 
     assert [alice.get("/api/v1/agents/").status_code for _ in range(3)] == [200, 200, 200]
     assert throttles.request_counted(schema="acme") is None
+
+
+def test_requests_that_do_not_authenticate_do_not_use_up_the_tenants_quota(acme: Tenant) -> None:
+    _limit(acme, 3)
+    forged = Client(HTTP_HOST="acme.localhost", HTTP_AUTHORIZATION="Bearer vgl_00000000_forged")
+    assert [forged.get("/api/v1/agents/").status_code for _ in range(6)] == [401] * 6
+    # Requests without credentials count per client address, with the tenant's limit.
+    stranger = Client(HTTP_HOST="acme.localhost")
+    statuses = [stranger.post("/api/v1/auth/token/", {}, content_type="application/json").status_code for _ in range(4)]
+    assert 429 not in statuses[:3] and statuses[3] == 429
+
+    alice = _signed_in(acme, ALICE, "acme.localhost")
+    assert [alice.get("/api/v1/agents/").status_code for _ in range(3)] == [200] * 3
+    assert alice.get("/api/v1/agents/").status_code == 429
