@@ -2,9 +2,10 @@
 relay delivers refunds, replies and restarts to, and that answers ``lookup_order``.
 
 It does what a real receiver must: checks the ``Vigil-Signature`` of every request over the raw
-body (agents.integrations.http.signature_verify: HMAC-SHA256 of "<t>.<body>", within five
-minutes), refuses a bad one with 401, and applies each ``Idempotency-Key`` once (a redelivered
-key is answered 200 again and not applied twice). ``GET /`` is a page listing what it applied.
+body (agents.integrations.signing.signature_verify: HMAC-SHA256 of "<t>.<body>", within five
+minutes), refuses a bad one with 401, refuses with 400 an ``Idempotency-Key`` header that is not
+the signed body's ``idempotency_key``, and applies each key once (a redelivered key is answered
+200 again and not applied twice). ``GET /`` is a page listing what it applied.
 
     python -m config.demo_receiver --port 8099 --secret-env VIGIL_DEMO_RECEIVER_SECRET
 
@@ -89,6 +90,10 @@ class ReceiverHandler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             self._answer(400, {"error": "not JSON"})
+            return
+        if not isinstance(body, dict) or body.get("idempotency_key") != key:
+            # Only the body is signed: a replayed body under another key is no new effect.
+            self._answer(400, {"error": "Idempotency-Key differs from the signed body's idempotency_key"})
             return
         self.server.ledger.apply(key, body)
         if body.get("kind") == "lookup_order":

@@ -23,8 +23,8 @@ def endpoint_call(*, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     endpoint = endpoint_for(kind)
     if endpoint is None:
         raise ToolError(f"no enabled endpoint takes {kind!r}: a tenant admin configures one")
-    body = canonical_json({"kind": kind, "payload": payload}).encode()
-    key = f"{kind}:{hashlib.sha256(body).hexdigest()[:32]}"
+    key = f"{kind}:{hashlib.sha256(canonical_json({'kind': kind, 'payload': payload}).encode()).hexdigest()[:32]}"
+    body = canonical_json({"kind": kind, "payload": payload, "idempotency_key": key}).encode()  # the key, signed
     try:
         answer = endpoint_post(endpoint=endpoint, body=body, idempotency_key=key)
     except (EgressRefused, SecretUnreadable) as exc:

@@ -1,8 +1,11 @@
 """The signature of every request Vigil sends to a tenant's endpoint, and its check on the
 receiving side (standard library only, so a receiver can copy it).
 
-- ``Idempotency-Key: <the effect's key>``: the same on every attempt of a delivery. The receiver
-  applies a key once, which turns at-least-once delivery into an exactly-once effect.
+- ``Idempotency-Key: <the effect's key>``: the same on every attempt of a delivery, and the same
+  as the body's ``idempotency_key``, which the signature covers. The receiver applies a key once,
+  which turns at-least-once delivery into an exactly-once effect, and refuses a request whose
+  header differs from its body's key: the header alone is not signed, so a captured request
+  replayed under another key must not pass as a new effect.
 - ``Vigil-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(signing secret, "<t>.<raw body>")>``:
   the receiver recomputes the HMAC over the raw body it read, compares in constant time, and
   refuses a ``t`` too far from its clock (a replayed request). Several ``v1=`` may be accepted

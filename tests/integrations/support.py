@@ -38,6 +38,9 @@ class ScriptedHandler(ReceiverHandler):
             return
         key = self.headers.get("Idempotency-Key", "")
         body = json.loads(raw)
+        if body.get("idempotency_key") != key:  # the demo receiver's rule: only the body is signed
+            self._answer(400, {"error": "Idempotency-Key differs from the signed body's idempotency_key"})
+            return
         with receiver.ledger.lock:
             status = receiver.answers.pop(0) if receiver.answers else 200
             receiver.headers.append(dict(self.headers.items()))

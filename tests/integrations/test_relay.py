@@ -5,6 +5,8 @@ their replay, order per task, and a tool answered by the tenant's endpoint."""
 from __future__ import annotations
 
 import json
+import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -13,6 +15,7 @@ from agents.effects import effect_plan
 from agents.exceptions import ToolError
 from agents.integrations.relay import envelope, outbox_replay, relay_deliver_task, relay_due
 from agents.integrations.services import endpoint_update
+from agents.integrations.signing import SIGNATURE_HEADER, signature
 from agents.models import DeliveryStatus, OutboxMessage
 from agents.tools import TOOLS
 from governance.models import AuditEvent
@@ -234,3 +237,24 @@ def test_the_demo_receiver_lists_what_it_applied(
         page = response.read().decode()
 
     assert "1 effects applied from 1 requests" in page and message.effect.idempotency_key in page
+
+
+def test_a_captured_delivery_replayed_under_another_key_is_not_a_new_effect(
+    in_acme: Tenant, receiver: ScriptedReceiver
+) -> None:
+    body = b'{"idempotency_key":"task:1:step:2","kind":"refund","payload":{"amount":25}}'
+    signed = signature(SECRET, int(time.time()), body)
+
+    def post(key: str) -> int:
+        request = urllib.request.Request(  # noqa: S310  (the test's own receiver)
+            receiver.url, data=body, method="POST", headers={SIGNATURE_HEADER: signed, "Idempotency-Key": key}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310  (the test's own receiver)
+                return int(answer.status)
+        except urllib.error.HTTPError as refused:
+            return int(refused.code)
+
+    assert post("task:1:step:2") == 200
+    assert post("replayed-under-a-new-key") == 400
+    assert list(receiver.applied()) == ["task:1:step:2"]
