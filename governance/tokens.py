@@ -114,7 +114,7 @@ def token_issue(*, user: Any, name: str, expires_in_days: int | None = None, act
 def token_revoke(*, token_id: int, actor: Any, any_user: bool = False) -> ApiToken:
     """Revoke one of ``actor``'s tokens (any user's of this tenant with ``any_user``, for
     admins). Audited as ``auth.token_revoked``; revoking a revoked token changes nothing."""
-    tokens = ApiToken.objects.select_for_update().select_related("user")
+    tokens = ApiToken.objects.select_for_update(of=("self",)).select_related("user")
     if not any_user:
         tokens = tokens.filter(user=actor)
     token = tokens.filter(pk=token_id).first()
