@@ -76,7 +76,9 @@ def _ask(provider: Provider) -> LLMResult:
     )
 
 
-def test_openai_provider_returns_the_structured_output_with_token_usage_and_cost(stub: OpenAIStub) -> None:
+def test_openai_provider_returns_the_structured_output_with_token_usage_and_cost(
+    db: None, stub: OpenAIStub
+) -> None:  # the price table is read
     result = _ask(_provider(stub))
 
     assert result.data == TRIAGE_OUTPUT
@@ -86,7 +88,9 @@ def test_openai_provider_returns_the_structured_output_with_token_usage_and_cost
     assert result.latency_ms > 0
 
 
-def test_openai_provider_asks_for_strict_json_schema_output_with_the_agents_key(stub: OpenAIStub) -> None:
+def test_openai_provider_asks_for_strict_json_schema_output_with_the_agents_key(
+    db: None, stub: OpenAIStub
+) -> None:  # the price table is read
     _ask(_provider(stub))
 
     [request] = stub.requests
@@ -104,7 +108,9 @@ def test_openai_provider_asks_for_strict_json_schema_output_with_the_agents_key(
     }
 
 
-def test_openai_provider_refuses_content_that_is_not_json_without_quoting_it(stub: OpenAIStub) -> None:
+def test_openai_provider_refuses_content_that_is_not_json_without_quoting_it(
+    db: None, stub: OpenAIStub
+) -> None:  # the price table is read
     stub.reply = lambda body: (200, chat_completion("Sure! The category is billing."))
 
     with pytest.raises(LLMError) as refused:
@@ -113,7 +119,9 @@ def test_openai_provider_refuses_content_that_is_not_json_without_quoting_it(stu
     assert refused.value.status == 502
 
 
-def test_openai_provider_refuses_json_that_violates_the_schema_without_quoting_it(stub: OpenAIStub) -> None:
+def test_openai_provider_refuses_json_that_violates_the_schema_without_quoting_it(
+    db: None, stub: OpenAIStub
+) -> None:  # the price table is read
     stub.reply = lambda body: (200, chat_completion(json.dumps({**TRIAGE_OUTPUT, "category": "spam"})))
 
     with pytest.raises(LLMError) as refused:
@@ -123,7 +131,9 @@ def test_openai_provider_refuses_json_that_violates_the_schema_without_quoting_i
     )
 
 
-def test_openai_provider_turns_an_api_error_into_a_short_llm_error(stub: OpenAIStub) -> None:
+def test_openai_provider_turns_an_api_error_into_a_short_llm_error(
+    db: None, stub: OpenAIStub
+) -> None:  # the price table is read
     stub.reply = lambda body: (401, {"error": {"message": "invalid key sk-abc", "type": "invalid_request_error"}})
 
     with pytest.raises(LLMError) as refused:
