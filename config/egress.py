@@ -13,10 +13,14 @@ sign-on) applies the same rules and governance may not import agents.
 from __future__ import annotations
 
 import http.client
+import io
 import ipaddress
 import socket
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -124,30 +128,112 @@ def egress_check(url: str, *, what: str = "the endpoint") -> Target:
     return Target(scheme=scheme, host=host, port=port, path=path, address=str(addresses[0]))
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
+class _DeadlineSocket:
+    """A connected socket whose every send and receive gives up at its connection's call
+    deadline: a server that drips its answer a byte at a time, each within a read timeout,
+    still cannot hold the call past the deadline. Only what http.client uses is provided."""
+
+    def __init__(self, sock: socket.socket, remaining: Callable[[], float]) -> None:
+        self._sock = sock
+        self._remaining = remaining
+        self._io_refs = 0
+        self._closed = False
+
+    def _within(self, call: Callable[..., Any], *args: Any) -> Any:
+        self._sock.settimeout(self._remaining())
+        try:
+            return call(*args)
+        except TimeoutError:
+            self._remaining()  # the deadline's own message, when that is what passed
+            raise
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        return int(self._within(self._sock.recv_into, buffer, nbytes, flags))
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        return bytes(self._within(self._sock.recv, bufsize, flags))
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self._within(self._sock.sendall, data, flags)
+
+    def makefile(self, mode: str = "rb", buffering: int | None = None, **kwargs: Any) -> io.BufferedReader:
+        if mode != "rb":
+            raise ValueError("only binary reading is provided")
+        self._io_refs += 1
+        return io.BufferedReader(socket.SocketIO(self, "rb"), buffering or io.DEFAULT_BUFFER_SIZE)  # type: ignore[arg-type]
+
+    def _decref_socketios(self) -> None:  # socket.SocketIO's close: the response is done with us
+        self._io_refs -= 1
+        if self._closed and self._io_refs <= 0:
+            self._sock.close()
+
+    def close(self) -> None:
+        # As socket.socket: a response still being read keeps the socket open until it is closed.
+        self._closed = True
+        if self._io_refs <= 0:
+            self._sock.close()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _CallDeadline:
+    """The connection's ``timeout`` bounds each whole call: connecting, sending the request and
+    reading the answer, from the request's first line to the answer's last byte. A kept-alive
+    connection starts a new deadline with each request."""
+
+    timeout: Any
+    _deadline: float
+
+    def putrequest(self, method: str, url: str, *args: Any, **kwargs: Any) -> None:
+        self._deadline = time.monotonic() + float(self.timeout)
+        super().putrequest(method, url, *args, **kwargs)  # type: ignore[misc]
+
+    def _remaining(self) -> float:
+        left = getattr(self, "_deadline", time.monotonic() + float(self.timeout)) - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the call took longer than its {float(self.timeout):g} seconds")
+        return left
+
+    def _socket(self, address: str, port: int) -> socket.socket:
+        return socket.create_connection((address, port), self._remaining())
+
+
+class _PinnedHTTPConnection(_CallDeadline, http.client.HTTPConnection):
     def __init__(self, target: Target, timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
         self._address = target.address
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = self._socket(self._address, self.port)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = _DeadlineSocket(sock, self._remaining)
 
 
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+class _PinnedHTTPSConnection(_CallDeadline, http.client.HTTPSConnection):
     def __init__(self, target: Target, timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
         self._address = target.address
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        sock = self._socket(self._address, self.port)
+        sock.settimeout(self._remaining())  # the TLS handshake too
+        tls = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        self.sock = _DeadlineSocket(tls, self._remaining)
 
 
 def pinned_connection(target: Target, *, timeout: float) -> http.client.HTTPConnection:
     """A connection to the address ``egress_check`` passed, never resolved again (so a name that
     re-resolves elsewhere in between, DNS rebinding, reaches nothing new), speaking to the URL's
-    host (the Host header, TLS server name and certificate)."""
+    host (the Host header, TLS server name and certificate).
+
+    ``timeout`` is each call's deadline, not a timeout per read: connecting, sending and reading
+    the whole answer end within it, or the call raises TimeoutError (an OSError). A server that
+    drips its answer cannot hold the caller (and whatever the caller holds: a relay's row
+    locks) any longer."""
     if target.scheme == "https":
         return _PinnedHTTPSConnection(target, timeout)
     return _PinnedHTTPConnection(target, timeout)

@@ -78,9 +78,17 @@ class SsoProvider(models.Model):
         blank=True,
         help_text='claim -> value -> role, e.g. {"groups": {"vigil-admins": "admin", "vigil-reviewers": "reviewer"}}',
     )
+    link_verified_email = models.BooleanField(
+        "link users by verified email",
+        default=False,
+        help_text="let a first sign-in take over the existing user with the same email, when the provider says "
+        "the email is verified (email_verified); off: such a sign-in is refused",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Never the secret, not even encrypted: its changes are in the audit trail (secret_changed).
+    history = HistoricalRecords(excluded_fields=["client_secret_encrypted", "created_at", "updated_at"])
 
     class Meta:
         ordering = ["pk"]
@@ -88,6 +96,31 @@ class SsoProvider(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.issuer})"
+
+
+class SsoIdentity(models.Model):
+    """A person at an identity provider, named as OpenID Connect names them for good: the
+    issuer and the ``sub`` claim (an email can change or be reassigned; the subject does not).
+    A sign-in finds its user through this row (governance.sso), created at the first sign-in.
+    Deleting the provider drops its identities: their users are then refused (or linked anew,
+    when the settings allow it) like any existing user's email."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="sso_identities")
+    provider = models.ForeignKey(SsoProvider, on_delete=models.CASCADE, related_name="identities")
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=255)
+    email = models.CharField(max_length=254, blank=True, help_text="the email of the last sign-in")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        verbose_name = "single sign-on identity"
+        verbose_name_plural = "single sign-on identities"
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="sso_identity_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
 
 
 class RoleAssignment(models.Model):

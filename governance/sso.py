@@ -13,8 +13,25 @@ JWKS, an expiry in the future, and ``tid`` equal to the tenant's expected value.
 minted for tenant A never signs in on B's host, even when both use one provider and one
 client. Access tokens must also be typed ``at+jwt`` (RFC 9068): an ID token is no API key.
 
-Users are found, or created on first sign-in, by email as username; their roles are set from
-the claims by the tenant's mapping at every sign-in (audited when they change).
+Who signs in: the person the provider names by issuer and ``sub`` (the only name OIDC keeps
+stable), never by email. Each is bound to one user by an ``SsoIdentity`` row:
+
+- a known (issuer, sub) signs in as its user, whatever email the token now carries (emails
+  change, and are reassigned: a new person at the provider given an old address must not
+  become the old address's user);
+- an unknown one with an email no user of the tenant has gets a new user (username = that
+  email, no usable password) and the identity; an email the provider says is unverified
+  (``email_verified`` false) is refused;
+- an unknown one whose email a user of the tenant already has (a local user, or one bound to
+  another issuer) is refused: taking that user over would hand a password account, its roles
+  and its history to whoever the provider lets claim the address. Only when the tenant's
+  admin allows it (``SsoProvider.link_verified_email``) AND the token says
+  ``email_verified: true`` is the existing user bound to the identity (audited as
+  ``sso.identity_linked``). A user already bound to another subject of the same issuer is never
+  linked: that address now belongs to someone else there.
+
+Their roles are set from the claims by the tenant's mapping at every sign-in (audited when
+they change). Bearer access tokens on the API find their user the same way.
 """
 
 from __future__ import annotations
@@ -33,8 +50,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest
+from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from config.egress import EgressRefused, egress_check, pinned_connection
@@ -42,7 +61,7 @@ from config.errors import VigilError
 from config.secrets import SecretUnreadable, secret_decrypt, secret_encrypt
 from governance import access, roles
 from governance.actors import Actor
-from governance.models import SsoProvider
+from governance.models import SsoIdentity, SsoProvider
 from governance.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -124,6 +143,7 @@ def sso_provider_save(
             "tid": provider.tid,
             "enabled": provider.enabled,
             "role_mapping": provider.role_mapping,
+            "link_verified_email": provider.link_verified_email,
             "secret_changed": client_secret is not None,
             "changed": changed or [],
         },
@@ -142,7 +162,8 @@ def _fetch(
     method: str, url: str, *, data: dict[str, Any] | None = None, auth: tuple[str, str] | None = None
 ) -> _Answer:
     """One call to the provider, connected to the address the egress check passed (never
-    resolved again: no DNS rebinding), without redirects, within TIMEOUT_SECONDS per read and
+    resolved again: no DNS rebinding), without redirects, within TIMEOUT_SECONDS for the whole
+    call (config.egress: a provider dripping its answer cannot hold the sign-in longer) and
     MAX_DOCUMENT_BYTES of answer."""
     target = egress_check(url, what=WHAT)
     headers = {"Accept": "application/json", "User-Agent": "Vigil-SSO/1"}
@@ -288,36 +309,98 @@ def roles_from_claims(mapping: dict[str, dict[str, str]], claims: dict[str, Any]
     return access.role_codes(wanted)
 
 
-def _email(claims: dict[str, Any]) -> str:
+def _email(claims: dict[str, Any]) -> str | None:
+    """The claims' email, normalised; None when they carry no usable one."""
     email = claims.get("email")
-    if not isinstance(email, str) or "@" not in email or len(email) > 150:
-        raise SsoError("the token carries no usable email claim")
-    if claims.get("email_verified") is False:
-        raise SsoError("the provider has not verified this email address")
+    if not isinstance(email, str) or "@" not in email or len(email.strip()) > 150:
+        return None
     return email.strip().lower()
 
 
-@transaction.atomic
-def sso_user(provider: SsoProvider, claims: dict[str, Any], *, via: str) -> User:
-    """The tenant's user the verified ``claims`` name (created on first sign-in, username =
-    email), with the roles the mapping gives them. ``via`` ("login", "api") goes in the audit."""
+def _subject(claims: dict[str, Any]) -> str:
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject or len(subject) > 255:
+        raise SsoError("the token carries no usable sub claim")
+    return subject
+
+
+def _identity_new(provider: SsoProvider, claims: dict[str, Any], *, subject: str) -> SsoIdentity:
+    """The first sign-in of (issuer, ``subject``): a new user, or, when the provider's settings
+    allow it and the email is verified, the existing user with that email (see the module's
+    docstring). SsoError names the refusal."""
     email = _email(claims)
+    if email is None:
+        raise SsoError("the token carries no usable email claim, which a first sign-in needs to name the user")
+    verified = claims.get("email_verified")
     user_model = get_user_model()
-    user = user_model.objects.filter(username__iexact=email).first()
+    user = user_model.objects.filter(Q(username__iexact=email) | Q(email__iexact=email)).order_by("pk").first()
     if user is None:
+        if verified is False:
+            raise SsoError("the provider has not verified this email address")
         name = str(claims.get("name") or "")[:150]
         user = user_model.objects.create_user(email, email=email, first_name=name)
         user.set_unusable_password()
         user.save(update_fields=["password"])
-        audit_record(
-            actor=Actor.system("sso"),
-            verb="sso.user_created",
-            target_type="user",
-            target_id=user.pk,
-            data={"username": email, "issuer": provider.issuer, "sub": str(claims.get("sub", ""))},
-        )
+        verb = "sso.user_created"
+    else:
+        same = SsoIdentity.objects.select_related("user").filter(issuer=provider.issuer, subject=subject).first()
+        if same is not None:  # a first sign-in of the same person at the same time bound it
+            return same
+        if not provider.link_verified_email:
+            raise SsoError(
+                "a Vigil user with this email already exists and is not linked to this sign-in; an admin may "
+                "allow linking users by verified email in the single sign-on provider's settings"
+            )
+        if verified is not True:
+            raise SsoError(
+                "a Vigil user with this email already exists and the provider has not verified the email: "
+                "it is not linked to this sign-in"
+            )
+        if SsoIdentity.objects.filter(user=user, issuer=provider.issuer).exists():
+            raise SsoError("the Vigil user with this email is linked to another person at this provider")
+        verb = "sso.identity_linked"
+    identity = SsoIdentity.objects.create(
+        user=user, provider=provider, issuer=provider.issuer, subject=subject, email=email
+    )
+    audit_record(
+        actor=Actor.system("sso"),
+        verb=verb,
+        target_type="user",
+        target_id=user.pk,
+        data={"username": user.username, "email": email, "issuer": provider.issuer, "sub": subject},
+    )
+    return identity
+
+
+def _identity(provider: SsoProvider, claims: dict[str, Any]) -> SsoIdentity:
+    subject = _subject(claims)
+    found = SsoIdentity.objects.select_related("user").filter(issuer=provider.issuer, subject=subject).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():  # two first sign-ins at once: one creates, the other finds
+            return _identity_new(provider, claims, subject=subject)
+    except IntegrityError:
+        found = SsoIdentity.objects.select_related("user").filter(issuer=provider.issuer, subject=subject).first()
+        if found is None:
+            raise SsoError("another sign-in was creating this user at the same time; try again") from None
+        return found
+
+
+@transaction.atomic
+def sso_user(provider: SsoProvider, claims: dict[str, Any], *, via: str) -> User:
+    """The tenant's user the verified ``claims`` name by (issuer, sub): bound at the first
+    sign-in (module docstring), with the roles the mapping gives them. ``via`` ("login",
+    "api") goes in the audit."""
+    identity = _identity(provider, claims)
+    user = identity.user
     if not user.is_active:
         raise SsoError("this user is deactivated in Vigil")
+    email = _email(claims)
+    if via == "login" or (email and email != identity.email):
+        # The user keeps the username of the first sign-in; the identity notes the address.
+        identity.email, identity.last_sign_in_at = email or identity.email, timezone.now()
+        identity.save(update_fields=["email", "last_sign_in_at"])
     wanted = roles_from_claims(provider.role_mapping, claims)
     roles.user_roles_set(user=user, roles=wanted, actor=user)
     if via == "login":
@@ -326,7 +409,7 @@ def sso_user(provider: SsoProvider, claims: dict[str, Any], *, via: str) -> User
             verb="sso.signed_in",
             target_type="user",
             target_id=user.pk,
-            data={"issuer": provider.issuer, "sub": str(claims.get("sub", "")), "roles": wanted},
+            data={"issuer": provider.issuer, "sub": identity.subject, "email": email, "roles": wanted},
         )
     return user
 
@@ -412,11 +495,13 @@ class TenantOidcBackend(OIDCAuthenticationBackend):
         return payload  # the verified ID token's claims: email, name, groups, tid
 
     def verify_claims(self, claims: dict[str, Any]) -> bool:
-        _email(claims)
+        _subject(claims)
         return True
 
     def filter_users_by_claims(self, claims: dict[str, Any]) -> Any:
-        return self.UserModel.objects.filter(username__iexact=_email(claims))
+        return self.UserModel.objects.filter(
+            sso_identities__issuer=self._provider().issuer, sso_identities__subject=_subject(claims)
+        )
 
     def get_or_create_user(self, access_token: str, id_token: str, payload: dict[str, Any]) -> User:
         return sso_user(self._provider(), payload, via="login")

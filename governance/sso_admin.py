@@ -1,19 +1,20 @@
 """The tenant's single sign-on provider in the tenant admin: admins only. The client secret is
 write-only (an empty field keeps the stored one); every save goes through
 governance.sso.sso_provider_save, which checks the issuer against the egress rules, encrypts
-the secret and audits the change."""
+the secret and audits the change. Changes are kept in the provider's history (django-simple-history) with
+who and why, without the secret."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
-from django.contrib import admin
 from django.http import HttpRequest
 
 from config.egress import EgressRefused, egress_check
 from config.errors import VigilError
 from governance.access import Capability
+from governance.history_admin import GovernedHistoryAdmin
 from governance.models import SsoProvider
 from governance.sso import WHAT, SsoInvalid, _mapping_check
 
@@ -31,7 +32,17 @@ class SsoProviderForm(forms.ModelForm):
 
     class Meta:
         model = SsoProvider
-        fields = ["name", "issuer", "client_id", "client_secret", "scopes", "tid", "role_mapping", "enabled"]
+        fields = [
+            "name",
+            "issuer",
+            "client_id",
+            "client_secret",
+            "scopes",
+            "tid",
+            "role_mapping",
+            "link_verified_email",
+            "enabled",
+        ]
 
     def clean_issuer(self) -> str:
         issuer = str(self.cleaned_data.get("issuer") or "").strip().rstrip("/")
@@ -54,7 +65,10 @@ class SsoProviderForm(forms.ModelForm):
         return cleaned
 
 
-class SsoProviderAdmin(admin.ModelAdmin):
+class SsoProviderAdmin(GovernedHistoryAdmin):
+    """Its history pages show every change with who and the reason the form required, never
+    the secret (not a field of the history); reverting from them is refused."""
+
     form = SsoProviderForm
     list_display = ["name", "issuer", "client_id", "tid", "enabled", "updated_at"]
     readonly_fields = ["created_at", "updated_at"]

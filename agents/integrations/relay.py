@@ -11,8 +11,10 @@ Per task, messages go in step order: only the first message of a task not yet de
 unrouted) may be sent, so a reply never overtakes its refund. A 2xx answer delivers it; a 4xx
 (other than 408 and 429) fails it for good; anything else (5xx, a timeout, a refused
 connection) retries with exponential backoff until VIGIL_RELAY_MAX_ATTEMPTS, then the message
-is a dead letter. A failed or dead message holds the task's later messages back until an
-admin replays it (``outbox_replay``). A message whose kind no enabled endpoint takes is
+is a dead letter. A call's timeout is its endpoint's ``timeout_seconds`` for the whole call,
+connect to last byte (config.egress): an endpoint dripping its answer times out like a silent
+one. A failed or dead message holds the task's later messages back until an admin replays it
+(``outbox_replay``). A message whose kind no enabled endpoint takes is
 unrouted: it was never sent, and a replay sends it once an endpoint takes its kind.
 
 The relay runs on the ``relay`` queue: ``agents.relay_deliver`` is sent after the step that
@@ -221,12 +223,20 @@ def _deliver_locked(message: OutboxMessage, endpoints: dict[str, Endpoint], clie
     return delay
 
 
-def relay_batch(*, task_id: int | None = None, limit: int = 50) -> tuple[int, int, int]:
+def relay_batch(*, task_id: int | None = None, limit: int = 50, seconds: float | None = None) -> tuple[int, int, int]:
     """Send up to ``limit`` due messages (of ``task_id`` only, if given) in one transaction
     that holds their rows and records every outcome: (messages sent or settled,
     delivered, waiting for a retry).
     A relay killed mid-batch records nothing, and the batch is sent again under the same keys.
+
+    The batch holds its rows' locks while it sends, so it has a budget (``seconds``,
+    VIGIL_RELAY_BATCH_SECONDS by default): once spent, it takes no further message and leaves
+    the rest as they were, unlocked at commit, for the next batch. The first message is always
+    sent, and each call ends at its endpoint's timeout (config.egress), so a batch overruns
+    its budget by one call at most.
     """
+    budget = settings.VIGIL_RELAY_BATCH_SECONDS if seconds is None else seconds
+    deadline = time.monotonic() + budget
     retries: dict[int, float] = {}
     with transaction.atomic():
         # Losing this commit in a database crash only means sending the batch again under
@@ -245,13 +255,22 @@ def relay_batch(*, task_id: int | None = None, limit: int = 50) -> tuple[int, in
             for kind in endpoint.kinds:
                 endpoints.setdefault(kind, endpoint)
         clients = _Clients()
+        settled: list[OutboxMessage] = []
         try:
             for message in messages:
+                if settled and time.monotonic() >= deadline:
+                    logger.info(
+                        "relay.batch_budget_spent",
+                        extra={"settled": len(settled), "left": len(messages) - len(settled)},
+                    )
+                    break
                 retry_in = _deliver_locked(message, endpoints, clients)
+                settled.append(message)
                 if retry_in is not None:
                     retries[message.effect.task_id] = retry_in
         finally:
             clients.close()
+        messages = settled
         _record(messages)
     for task, delay in retries.items():
         relay_send(task_id=task, countdown=delay)

@@ -260,6 +260,7 @@ def test_the_provider_settings_keep_the_secret_encrypted_write_only_and_audited_
         "tid": ACME_TID,
         "role_mapping": json.dumps(MAPPING),
         "enabled": "on",
+        "history_change_reason": "company single sign-on",
     }
 
     added = client.post("/admin/governance/ssoprovider/add/", form)
