@@ -234,7 +234,10 @@ def advance(*, task_id: int, attempt: int) -> Outcome:
         decided = approvals().decided(task_id=task_id, step_index=index) if snapshot.gated else None
         decision: Decision | None = None
         planned: PlannedStep | ApprovalNeeded | None
-        refused = limits.tokens_exceeded_at_start() if task.state == S.ASSIGNED and index == 0 else None
+        # Its first step, and each retry of it: a task that has not started does not start
+        # past the month's tokens (agents.limits).
+        starting = index == 0 and task.state in (S.ASSIGNED, S.RETRYING)
+        refused = limits.tokens_exceeded_at_start() if starting else None
         if refused is not None:
             decision, planned = Decision.escalate(str(refused)), None
         elif decided is not None:

@@ -16,15 +16,21 @@ running): ``ack_deadline`` is set exactly then. A task submitted while its tenan
 ``max_concurrent_tasks`` in flight is not sent: it stays ``queued`` and waits, in priority and
 then submission order, until one of the tenant's tasks leaves flight (finishes, escalates,
 waits for a decision) and the finishing transaction admits it, or until beat's sweep does
-(``tasks_admit``). So a tenant never has more than its share of messages in the shared
-``steps`` queue, and another tenant's step waits behind at most that many of its messages, not
-behind its whole backlog. Admission costs nothing on a step: one indexed EXISTS when a task
-leaves flight, more only when tasks are waiting.
+(``tasks_admit``). A task that goes back to the workers passes the same admission: one retried
+by a human is queued again; one resumed after a decision, or held while its agent was paused
+or its tenant suspended, waits *held* at its step boundary (runnable, no lease). Held tasks
+are admitted before queued ones (they have started: finishing them frees their slot for
+good), each kind in priority and then submission order: however many decisions land at
+once, the tenant keeps to its share. So a tenant never has more than its share of messages in
+the shared ``steps`` queue, and another tenant's step waits behind at most that many of its
+messages, not behind its whole backlog. Admission costs nothing on a step: two indexed EXISTS
+when a task leaves flight, more only when tasks are waiting.
 
 **Tokens per month** are counted from the provider's answer (the offline provider estimates
 them, see agents.llm) by the step statement; the limit is checked when a task is submitted and
-when it starts (a task over it escalates with the limit named), not at every step: a started
-task finishes, so the overrun is bounded by the tasks in flight.
+whenever its first step is attempted, the retries of that step included (a task over it
+escalates with the limit named), not at later steps: a started task finishes, so the overrun
+is bounded by the tasks in flight.
 
 **Agents**: enabled ones count against ``max_agents``; a paused agent runs nothing and does
 not, and resuming one is checked like creating one.
@@ -48,10 +54,11 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from agents.events import publish
-from agents.lease import dispatch, lease_deadline
+from agents.lease import dispatch, lease_deadline, lease_renew
 from agents.models import Agent, AgentStatus, Task
 from agents.models import TaskState as S
 from agents.states import task_transition
@@ -248,11 +255,29 @@ def lease_first(task: Task, *, actor: Actor) -> None:
     dispatch(task_id=task.pk, attempt=task.attempt)
 
 
+# Tasks held at a step boundary (runnable, no lease) whose agent may run: they wait for a slot
+# (resumed after a decision, or their agent or tenant was stopped and is back).
+HELD = Q(state__in=IN_FLIGHT, ack_deadline__isnull=True, agent__status=AgentStatus.ENABLED)
+QUEUED = Q(state=S.QUEUED, agent__status=AgentStatus.ENABLED)
+
+
+def _waiting_before(task: Task) -> QuerySet[Task]:
+    """The tasks that ``tasks_admit`` would send before ``task``: held tasks first, then queued
+    ones, each by priority and then age (a queued task goes after the others of its priority)."""
+    if task.state == S.QUEUED:
+        return Task.objects.filter(HELD | (QUEUED & Q(priority__gte=task.priority))).exclude(pk=task.pk)
+    before = Q(priority__gt=task.priority) | Q(priority=task.priority, pk__lt=task.pk)
+    return Task.objects.filter(HELD & before).exclude(pk=task.pk)
+
+
 def tasks_admit(*, tenant: Tenant | None = None, lock: bool = True) -> int:
-    """Send the current schema's queued tasks to the workers while its tenant has slots free,
-    highest priority first, then oldest. Inside the caller's transaction, which (``lock``)
-    takes the tenant's audit lock first unless it holds it already. Returns how many went."""
-    if not Task.objects.filter(state=S.QUEUED).exists():
+    """Send the current schema's waiting tasks to the workers while its tenant has slots free:
+    held ones first, then queued ones, each highest priority first, then oldest. Inside the
+    caller's transaction, which (``lock``) takes the tenant's audit lock first unless it holds
+    it already. Returns how many went."""
+    # Cheap first: nothing queued and nothing held (the in-flight tasks are few) costs two
+    # indexed EXISTS.
+    if not Task.objects.filter(state=S.QUEUED).exists() and not Task.objects.filter(HELD).exists():
         return 0
     tenant = tenant or current_tenant()
     if tenant.status != "active":
@@ -260,34 +285,49 @@ def tasks_admit(*, tenant: Tenant | None = None, lock: bool = True) -> int:
     if lock:
         audit_lock()
     free = admission_free(limits=tenant_limits(tenant=tenant))
-    if not free:
-        return 0
-    waiting = (
-        Task.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
-        .filter(state=S.QUEUED, agent__status=AgentStatus.ENABLED)
-        .order_by("-priority", "pk")[:free]
-    )
-    actor = Actor.system("scheduler")
     sent = 0
-    for task in waiting:
-        lease_first(task, actor=actor)
-        sent += 1
+    # Rows another transaction holds are skipped: it is changing them (cancelling one, say).
+    locked = Task.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
+    if free:
+        for task in locked.filter(HELD).order_by("-priority", "pk")[:free]:
+            lease_renew(task)
+            sent += 1
+    if free > sent:
+        actor = Actor.system("scheduler")
+        for task in locked.filter(QUEUED).order_by("-priority", "pk")[: free - sent]:
+            lease_first(task, actor=actor)
+            sent += 1
     return sent
 
 
-def task_admit_or_queue(task: Task, *, tenant: Tenant, actor: Actor) -> bool:
-    """At submit, after the audit append: send ``task`` now if its tenant has a slot free
-    and no task waits before it, else leave it queued. True if sent."""
-    limits = tenant_limits(tenant=tenant)
-    ahead = (
-        Task.objects.filter(state=S.QUEUED, priority__gte=task.priority, agent__status=AgentStatus.ENABLED)
-        .exclude(pk=task.pk)
-        .exists()
-    )
-    if not ahead and admission_free(limits=limits) > 0:
+def may_go_now(task: Task, *, tenant: Tenant | None = None) -> bool:
+    """Under the audit lock, for a task that is to go (back) to the workers: whether it may go
+    now, its tenant having a slot free and no task waiting before it (``tasks_admit``'s order)."""
+    limits = tenant_limits(tenant=tenant or current_tenant())
+    return admission_free(limits=limits) > 0 and not _waiting_before(task).exists()
+
+
+def task_admit_or_wait(task: Task, *, actor: Actor, tenant: Tenant | None = None) -> bool:
+    """Under the audit lock, for a locked task that is to go (back) to the workers, new or
+    retried (queued): send it now if its tenant has a slot free and no task waits before it
+    (``tasks_admit``'s order), else it waits and goes in its turn. True if sent."""
+    tenant = tenant or current_tenant()
+    if not admission_free(limits=tenant_limits(tenant=tenant)):
+        return False
+    if not _waiting_before(task).exists():
         lease_first(task, actor=actor)
         return True
-    return False
+    return task_admit_in_turn(task, tenant=tenant)
+
+
+def task_admit_in_turn(task: Task, *, tenant: Tenant | None = None) -> bool:
+    """For a task left waiting (queued or held) although a slot may be free, because tasks wait
+    before it (another transaction held their rows when it admitted, or their agent was enabled
+    since): fill the free slots in order, this task perhaps among them. True if it went."""
+    if not tasks_admit(tenant=tenant, lock=False):
+        return False
+    task.refresh_from_db(fields=["state", "attempt", "ack_deadline", "updated_at"])
+    return task.ack_deadline is not None
 
 
 def near_limit_forget(*, schema: str) -> None:

@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -25,7 +24,7 @@ from agents.exceptions import (
     TaskNotFound,
 )
 from agents.hooks import approvals
-from agents.lease import dispatch, lease_deadline, lease_renew
+from agents.lease import dispatch, lease_deadline
 from agents.models import (
     Agent,
     AgentConfigVersion,
@@ -383,11 +382,9 @@ def agent_status_set(*, agent_id: int, status: str, user: User | AnonymousUser |
         limits.agents_limit_check()  # a paused agent does not count against max_agents
     publish("agent.paused" if status == AgentStatus.PAUSED else "agent.resumed", agent_id=agent.pk, agent=agent.name)
     if status == AgentStatus.ENABLED:
-        held = Task.objects.select_for_update(of=("self",), no_key=True).filter(
-            agent=agent, ack_deadline__isnull=True, state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING]
-        )
-        for task in held:
-            lease_renew(task)
+        # Its held and queued tasks may go again, as far as the tenant has slots free (under
+        # the audit lock just taken; agents.limits).
+        limits.tasks_admit(lock=False)
     return agent
 
 
@@ -475,7 +472,7 @@ def task_submit_within(
     # Under the audit lock just taken: count the run against the tier's limits, then send the
     # task, or leave it queued while the tenant has its share of tasks in flight (agents.limits).
     tenant = limits.run_count(model=limits.model_key(agent.model_settings))
-    limits.task_admit_or_queue(task, tenant=tenant, actor=actor)
+    limits.task_admit_or_wait(task, tenant=tenant, actor=actor)
     return task
 
 
@@ -515,21 +512,51 @@ def task_get(*, task_id: int, lock: bool = False) -> Task:
         raise TaskNotFound(f"no task {task_id}") from None
 
 
-def _approvals_close(task: Task) -> None:
+def _approvals_close(task_id: int) -> None:
     # Nobody can decide them any more (hitl owns the requests; see agents.hooks).
-    approvals().close(task_id=task.pk)
+    approvals().close(task_id=task_id)
+
+
+class _GateOpened(Exception):
+    pass
+
+
+def _task_lock_after_approvals(task_id: int) -> Task:
+    """Close a task's open approval requests, then lock the task: the order in which deciding
+    a request takes them (hitl.services.approval_decide locks its request, gives its
+    assignee's slot back, then resumes the task), for a change that ends the task's wait for a
+    decision (cancel, escalate). The other order could hold the task while waiting for a
+    request whose decision waits for the task.
+
+    A step that held the task may stop at a gate and open a request between the two: then the
+    task is awaiting approval under another attempt than before. The savepoint is rolled back
+    (which releases what it locked) and both are taken again; the last try takes the task as it
+    is and its caller closes whatever is still open. Should the change be refused (a task in a
+    final state), its transaction rolls back the closing too."""
+    for tries_left in reversed(range(3)):
+        seen = task_get(task_id=task_id).attempt
+        try:
+            with transaction.atomic():
+                _approvals_close(task_id)
+                task = task_get(task_id=task_id, lock=True)
+                if tries_left and task.state == S.AWAITING_APPROVAL and task.attempt != seen:
+                    raise _GateOpened
+                return task
+        except _GateOpened:
+            continue
+    raise AssertionError("unreachable: the last try returns")
 
 
 @transaction.atomic(durable=True)
 def task_cancel(*, task_id: int, user: User | AnonymousUser | None, reason: str = "") -> Task:
     """Cancel a task in any non-final state; in-flight messages become stale and pending
     approvals are closed. Raises IllegalTransition (409) from a final state."""
-    task = task_get(task_id=task_id, lock=True)
+    task = _task_lock_after_approvals(task_id)
     task.attempt += 1
     task.ack_deadline = None
     task.save(update_fields=["attempt", "ack_deadline", "updated_at"])
     task_transition(task=task, to=S.CANCELLED, actor=_user_actor(user), reason=reason or "cancelled")
-    _approvals_close(task)
+    _approvals_close(task.pk)  # one opened since, on the last try
     limits.tasks_admit(lock=False)  # its slot, if it had one, is free
     return task
 
@@ -537,13 +564,13 @@ def task_cancel(*, task_id: int, user: User | AnonymousUser | None, reason: str 
 @transaction.atomic(durable=True)
 def task_escalate(*, task_id: int, user: User | AnonymousUser | None, reason: str) -> Task:
     """Hand a task to humans now (F-HITL-5)."""
-    task = task_get(task_id=task_id, lock=True)
+    task = _task_lock_after_approvals(task_id)
     task.attempt += 1
     task.ack_deadline = None
     task.last_error = (reason or "escalated manually")[:2000]
     task.save(update_fields=["attempt", "ack_deadline", "last_error", "updated_at"])
     task_transition(task=task, to=S.ESCALATED, actor=_user_actor(user), reason=reason or "escalated manually")
-    _approvals_close(task)
+    _approvals_close(task.pk)  # one opened since, on the last try
     limits.tasks_admit(lock=False)
     return task
 
@@ -562,26 +589,28 @@ def task_override(*, task_id: int, user: User | AnonymousUser | None, output: An
 
 @transaction.atomic(durable=True)
 def task_retry(*, task_id: int, user: User | AnonymousUser | None) -> Task:
-    """Send an escalated task back to the workers with a fresh retry budget."""
+    """Send an escalated task back to the workers with a fresh retry budget: queued again, and
+    sent like a new task, now if its tenant has a slot free and nothing waits before it, else
+    in its turn (agents.limits)."""
     task = task_get(task_id=task_id, lock=True)
     actor = _user_actor(user)
-    task_transition(task=task, to=S.QUEUED, actor=actor, reason="retried by a human")
     task.retry_count = 0
-    task.attempt += 1
-    task.ack_deadline = timezone.now() + timedelta(seconds=settings.TASK_ACK_TIMEOUT_SECONDS)
-    task_transition(task=task, to=S.ASSIGNED, actor=actor, reason="sent to the workers", save=False)
-    task.save()
-    dispatch(task_id=task.pk, attempt=task.attempt)
+    task_transition(task=task, to=S.QUEUED, actor=actor, reason="retried by a human", also=["retry_count"])
+    limits.task_admit_or_wait(task, actor=actor)  # under the audit lock the transition took
     return task
 
 
 @transaction.atomic
 def task_resume(*, task_id: int, step_index: int, user: User | AnonymousUser | None, reason: str) -> Task:
     """Send a task that waits for a decision at step ``step_index`` back to the workers, inside
-    the caller's transaction (hitl.services.approval_decide, which records the decision): one
-    statement moves it to in_progress with a new lease (attempt and deadline) and writes the
-    transition and its audit event; the message that holds the lease is sent after commit.
-    The engine then finds the decided request by task and step (agents.hooks).
+    the caller's transaction (hitl.services.approval_decide, which records the decision, and
+    has locked the request before the task). One statement moves
+    it to in_progress with a new attempt and writes the transition and its audit event. It goes
+    in flight like any task (agents.limits): now, with a lease and its message sent after
+    commit, if its tenant has a slot free and nothing waits before it; else it waits held at
+    its step boundary (no lease) and goes in its turn, when a slot frees. However many decisions
+    land at once, the tenant keeps to max_concurrent_tasks. The engine then finds the decided
+    request by task and step (agents.hooks).
 
     Raises TaskNotFound, or IllegalTransition (409) when the task no longer waits at that step."""
     task = task_get(task_id=task_id, lock=True)
@@ -592,30 +621,27 @@ def task_resume(*, task_id: int, step_index: int, user: User | AnonymousUser | N
             state=task.state,
             to=S.IN_PROGRESS,
         )
+    # Whether it goes now is decided under the tenant's audit lock (agents.limits), taken here,
+    # after the task's row lock, as the transition below would take it.
+    limits.audit_lock()
+    go = limits.may_go_now(task)
     task.attempt += 1
-    task.ack_deadline = lease_deadline()
+    task.ack_deadline = lease_deadline() if go else None
     task_transition(
         task=task, to=S.IN_PROGRESS, actor=_user_actor(user), reason=reason, also=["attempt", "ack_deadline"]
     )
-    dispatch(task_id=task.pk, attempt=task.attempt)
+    if go:
+        dispatch(task_id=task.pk, attempt=task.attempt)
+    else:
+        limits.task_admit_in_turn(task)
     return task
 
 
 @transaction.atomic
 def tasks_resend_held() -> int:
     """Re-send the held tasks (runnable, no deadline: stopped at a step boundary while their
-    tenant was suspended or their agent paused) of the enabled agents of the current schema.
-    In-flight tasks always have a deadline and are left alone. Queued tasks are sent while the
-    tenant has slots free (agents.limits), first: it takes the audit lock, which is always taken
-    before the rows below."""
-    count = limits.tasks_admit()
-    # The agent is joined to filter, not locked (see lease.task_fail: the agent row is shared).
-    held = Task.objects.select_for_update(skip_locked=True, of=("self",), no_key=True).filter(
-        state__in=[S.ASSIGNED, S.ACKED, S.IN_PROGRESS, S.RETRYING],
-        ack_deadline__isnull=True,
-        agent__status=AgentStatus.ENABLED,
-    )
-    for task in held:
-        lease_renew(task)
-        count += 1
-    return count
+    tenant was suspended or their agent paused, or resumed after a decision while the tenant
+    had no slot free) of the enabled agents of the current schema, then its queued tasks, as
+    far as the tenant has slots free (agents.limits.tasks_admit). In-flight tasks always have
+    a deadline and are left alone."""
+    return limits.tasks_admit()
