@@ -35,15 +35,17 @@ def _task_and_agent(approval_id: int) -> tuple[int | None, int | None]:
     return (row[0], row[1]) if row is not None else (None, None)
 
 
-def decision_publish(*, approval: ApprovalRequest) -> None:
+def decision_publish(*, approval: ApprovalRequest, agent_id: int | None = None) -> None:
     """Inside the caller's transaction: after it commits, tell the live stream that ``approval``
-    left the queues (decided by a reviewer, or closed by the SLA ladder)."""
+    left the queues (decided by a reviewer, or closed by the SLA ladder). ``agent_id``, when
+    the caller has it, spares the stream reading it from the task after commit."""
     publish(
         "approval.decided",
         approval_id=approval.pk,
         task_id=approval.task_id,
         status=str(approval.status),
         decided_by=approval.decided_by.get_username() if approval.decided_by is not None else None,
+        **({"agent_id": agent_id} if agent_id is not None else {}),
     )
 
 

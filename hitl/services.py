@@ -9,13 +9,14 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from agents.authorization import NEEDS_APPROVAL, Verdict
 from agents.events import publish
 from agents.exceptions import IllegalTransition
 from agents.hooks import Gate
-from agents.models import AgentConfigVersion, Task
+from agents.models import Agent, AgentConfigVersion, Task
 from agents.schemas import schema_errors
 from agents.services import task_resume
 from agents.tools import TOOLS
@@ -61,7 +62,7 @@ def approval_refusal(*, approval: ApprovalRequest, user: User | AnonymousUser) -
     rules, given this request's agent, its task's requester, the agent's owner (who created it:
     the author of its first configuration) and its latest config author."""
     task = approval.task
-    owner_id, config_author_id = agent_authors(agent_id=task.agent_id)
+    owner_id, config_author_id = _authors(approval)
     return access.decide_refusal(
         user,
         required_role=approval.required_role,
@@ -73,12 +74,78 @@ def approval_refusal(*, approval: ApprovalRequest, user: User | AnonymousUser) -
     )
 
 
+def _authors_subquery(agent_ref: Any, *, latest: bool) -> Subquery:
+    versions = AgentConfigVersion.objects.filter(agent_id=agent_ref).order_by("-version" if latest else "version")
+    return Subquery(versions.values("author_id")[:1])
+
+
 def agent_authors(*, agent_id: int) -> tuple[int | None, int | None]:
     """(the agent's owner, the author of its latest configuration): neither decides its approvals."""
-    versions = AgentConfigVersion.objects.filter(agent_id=agent_id)
-    owner_id = versions.order_by("version").values_list("author_id", flat=True).first()
-    latest_id = versions.order_by("-version").values_list("author_id", flat=True).first()
-    return owner_id, latest_id
+    row = (
+        Agent.objects.filter(pk=agent_id)
+        .values_list(_authors_subquery(OuterRef("pk"), latest=False), _authors_subquery(OuterRef("pk"), latest=True))
+        .first()
+    )
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+# What one request object has read once and keeps for its life (one API call, one service
+# call): the decision, its quorum count and the answer all ask the same questions.
+_AUTHORS = "_vigil_agent_authors"
+_VOTES = "_vigil_votes"
+
+
+def _authors(approval: ApprovalRequest) -> tuple[int | None, int | None]:
+    cached = approval.__dict__.get(_AUTHORS)
+    if cached is None:
+        cached = agent_authors(agent_id=approval.task.agent_id)
+        approval.__dict__[_AUTHORS] = cached
+    return cached
+
+
+def _votes(approval: ApprovalRequest) -> list[ApprovalVote]:
+    """The request's votes with their voters, oldest first. approval_decide reads them under
+    the request's lock and adds the one it records; nothing else writes votes."""
+    cached = approval.__dict__.get(_VOTES)
+    if cached is None:
+        cached = list(approval.votes.select_related("user"))
+        approval.__dict__[_VOTES] = cached
+    return cached
+
+
+# The request's own fields (the API answers with them), and of its task, agent and assignee
+# only what the rules and the answer use: a task's input and output can be large.
+_LOCKED_FIELDS = (
+    *(field.name for field in ApprovalRequest._meta.concrete_fields),
+    "task__agent__name",
+    "task__created_by",
+    "assignee__username",
+)
+
+
+def _locked(approval_id: int) -> ApprovalRequest:
+    """The request, locked, with its task, agent and assignee; the agent's authors and whether
+    it holds any vote come in the same read (a request without votes, the usual case, needs no
+    read of them). The lock is taken first, by a statement of its own: what the read returns
+    is then as of after the lock (votes and changes a concurrent decider committed while this
+    one waited), which a read that waits for its lock would not see in the other tables."""
+    if not ApprovalRequest.objects.select_for_update().filter(pk=approval_id).order_by().values_list("pk", flat=True):
+        raise ApprovalRequest.DoesNotExist
+    request = (
+        ApprovalRequest.objects.select_related("task__agent", "assignee")
+        .only(*_LOCKED_FIELDS)
+        .annotate(
+            agent_owner_id=_authors_subquery(OuterRef("task__agent_id"), latest=False),
+            agent_config_author_id=_authors_subquery(OuterRef("task__agent_id"), latest=True),
+            has_votes=Exists(ApprovalVote.objects.filter(approval_id=OuterRef("pk"))),
+        )
+        .get(pk=approval_id)
+    )
+    found = request.__dict__
+    found[_AUTHORS] = (found.pop("agent_owner_id"), found.pop("agent_config_author_id"))
+    if not found.pop("has_votes"):
+        found[_VOTES] = []
+    return request
 
 
 @transaction.atomic(durable=True)
@@ -111,7 +178,7 @@ def approval_decide(
     if verdict not in _VERDICT_STATUS:
         raise ValueError(f"verdict must be {APPROVE}, {REJECT} or {EDIT}")
     try:
-        request = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
+        request = _locked(approval_id)
     except (ApprovalRequest.DoesNotExist, ValueError, TypeError):
         raise ApprovalNotFound(f"no approval request {approval_id}") from None
     if not access.user_may(user, Capability.VIEW, request):
@@ -141,13 +208,14 @@ def approval_decide(
     # Quorum (F-HITL-10): every decision is a vote, one per user; approvals count while they
     # approve the action as it stands, and the request stays open until there are enough.
     voter = user if isinstance(user, User) else None
-    if voter is not None and request.votes.filter(user=voter).exists():
+    votes = _votes(request)
+    if voter is not None and any(vote.user_id == voter.pk for vote in votes):
         raise ApprovalAlreadyVoted(
             f"you already voted on approval request {request.pk}; nobody counts twice",
             approvals=_approvals(request),
             quorum=request.quorum,
         )
-    if verdict == EDIT and request.votes.filter(verdict__in=(APPROVE, EDIT)).exists():
+    if verdict == EDIT and any(vote.verdict in (APPROVE, EDIT) for vote in votes):
         raise ApprovalEditAfterVotes(
             f"approval request {request.pk} already holds approvals of the proposed action; reject it instead"
         )
@@ -155,30 +223,21 @@ def approval_decide(
     if verdict == EDIT:
         edit = _edit_apply(request, arguments)
     voted_at = timezone.now()
-    ApprovalVote.objects.create(
-        approval=request,
-        user=voter,
-        verdict=verdict,
-        action_hash=request.action_hash,
-        reason=note[:1000],
-        created_at=voted_at,
+    votes.append(
+        ApprovalVote.objects.create(
+            approval=request,
+            user=voter,
+            verdict=verdict,
+            action_hash=request.action_hash,
+            reason=note[:1000],
+            created_at=voted_at,
+        )
     )
     if verdict != REJECT and _approvals(request) < request.quorum:
         return _vote_record(request, voter=voter, verdict=verdict, edit=edit, now=voted_at)
-    # The task's state and lease are the agents app's to move: it resumes the task at this
-    # request's step (one statement), or refuses when the task no longer waits there.
     decided = _VERDICT_STATUS[verdict]
     if decided == ApprovalStatus.APPROVED and request.original_hash:
         decided = ApprovalStatus.EDITED  # the last approval of a quorum that began with an edit
-    try:
-        task_resume(
-            task_id=request.task_id, step_index=request.step_index, user=user, reason=f"approval {request.pk} {decided}"
-        )
-    except IllegalTransition as exc:
-        raise ApprovalAlreadyDecided(
-            f"task {request.task_id} is {exc.extra['state']}; request {request.pk} can no longer resume it",
-            task_state=exc.extra["state"],
-        ) from None
     slot_free(request)
     now = timezone.now()
     request.status = decided
@@ -209,6 +268,23 @@ def approval_decide(
     ApprovalEvent.objects.create(
         approval=request, kind=str(decided), actor=request.decided_by, data=feedback, created_at=now
     )
+    # Published before the task resumes: after commit, callbacks run in the order they were
+    # registered, so the reviewers' screens hear of the decision before the task's message
+    # goes to the workers. Nothing is sent if anything below rolls the decision back.
+    decision_publish(approval=request, agent_id=request.task.agent_id)
+    # The task's state and lease are the agents app's to move: it resumes the task at this
+    # request's step (one statement), or refuses when the task no longer waits there. Its
+    # transition is audited, which takes the tenant's audit lock until commit: the request's
+    # own writes come first, so that the lock is held for as few statements as possible.
+    try:
+        task_resume(
+            task_id=request.task_id, step_index=request.step_index, user=user, reason=f"approval {request.pk} {decided}"
+        )
+    except IllegalTransition as exc:
+        raise ApprovalAlreadyDecided(
+            f"task {request.task_id} is {exc.extra['state']}; request {request.pk} can no longer resume it",
+            task_state=exc.extra["state"],
+        ) from None
     audit_record(
         actor=Actor.for_user(user),
         verb=f"approval.{request.status}",
@@ -222,7 +298,6 @@ def approval_decide(
             **({"original_hash": request.original_hash} if request.original_hash else {}),
         },
     )
-    decision_publish(approval=request)
     return request
 
 
@@ -230,9 +305,13 @@ def _approvals(request: ApprovalRequest) -> int:
     """Approvals that count: those of the action as it stands (an edit rebinds the hash), by
     voters who may still decide it now (a voter who since became the agent's config author, or
     whose role no longer reaches the request's tier after an escalation, counts no more)."""
-    votes = request.votes.filter(verdict__in=(APPROVE, EDIT), action_hash=request.action_hash).select_related("user")
     return sum(
-        1 for vote in votes if vote.user is not None and approval_refusal(approval=request, user=vote.user) is None
+        1
+        for vote in _votes(request)
+        if vote.verdict in (APPROVE, EDIT)
+        and vote.action_hash == request.action_hash
+        and vote.user is not None
+        and approval_refusal(approval=request, user=vote.user) is None
     )
 
 
@@ -283,7 +362,7 @@ def quorum_progress(request: ApprovalRequest) -> dict[str, Any]:
             "reason": vote.reason,
             "at": vote.created_at.isoformat(),
         }
-        for vote in request.votes.select_related("user")
+        for vote in _votes(request)
     ]
     return {"required": request.quorum, "approvals": _approvals(request), "votes": votes}
 
