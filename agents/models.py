@@ -161,6 +161,8 @@ class Task(models.Model):
         indexes = [
             models.Index(fields=["agent", "state"], name="task_agent_state"),
             models.Index(fields=["state"], name="task_state"),
+            # The API's list order (newest first): a page of 10k tasks without a sort.
+            models.Index(fields=["-created_at"], name="task_created"),
             # The order queued tasks are admitted in (agents.limits): no column a lease moves.
             models.Index(
                 fields=["-priority", "id"], name="task_queued_order", condition=models.Q(state=TaskState.QUEUED)

@@ -1,14 +1,20 @@
 """What the benchmarks share: percentiles, output, and a scratch database on the server of
-DATABASE_URL, held under one advisory lock so two benchmarks never skew each other."""
+DATABASE_URL, held under one advisory lock so two benchmarks never skew each other; for the
+benchmarks that run Django in their own process, that database with a private Redis and one
+provisioned tenant (``scratch_django``, ``tenant_provisioned``)."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import re
 import statistics
+import tempfile
 import time
 import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +125,82 @@ class BenchDatabase:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def scratch_options(parser: argparse.ArgumentParser, *, db_name: str) -> None:
+    """The options of a benchmark that runs in a scratch database of its own."""
+    parser.add_argument("--db-name", default=db_name, help="scratch database (must start with vigil_bench)")
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the scratch database at the end")
+    parser.add_argument("--lock-wait", type=float, default=600, help="seconds to wait for another benchmark")
+
+
+@contextmanager
+def scratch_django(args: argparse.Namespace, *, prefix: str) -> Iterator[Path]:
+    """Django set up in this process on the scratch database ``args.db_name`` (created here,
+    dropped at the end unless ``args.keep_db``) and on a private redis-server (started and
+    stopped here); yields a work directory. Holds the one-benchmark-at-a-time lock throughout."""
+    from bench.steps import PrivateRedis  # steps imports this module
+
+    if not BENCH_DB_RE.match(args.db_name):
+        raise SystemExit("--db-name must match vigil_bench[a-z0-9_]*")
+    _, bench_url, maint_url = db_urls(args.db_name)
+    os.environ.update(
+        {
+            "DATABASE_URL": bench_url,
+            "DATABASE_OWNER_URL": bench_url,
+            "VIGIL_ENV": "development",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "VIGIL_LOG_LEVEL": "WARNING",
+            "VIGIL_SPARE_POOL_SIZE": "1",
+            "VIGIL_EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+        }
+    )
+    db = BenchDatabase(maint_url, args.db_name, args.lock_wait)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    private_redis = None
+    try:
+        db.create()
+        private_redis = PrivateRedis(workdir)
+        os.environ.update({"REDIS_URL": private_redis.url, "CELERY_BROKER_URL": private_redis.url})
+        import django
+
+        django.setup()
+        yield workdir
+    finally:
+        if private_redis is not None:
+            private_redis.stop()
+        if not args.keep_db:
+            from django.db import connections
+
+            connections.close_all()
+            db.drop()
+        db.close()
+
+
+def tenant_provisioned(*, name: str, domain: str, password: str) -> Any:
+    """The shared schema migrated and an enterprise tenant provisioned on ``domain`` (its admin
+    ``admin@<domain>`` with ``password``), as the operator would; the connection left on it."""
+    from django.core.management import call_command
+
+    from config.connection import connection
+    from tenants.services import provision_request_build, spare_pool_fill, tenant_provision
+
+    call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+    spare_pool_fill(size=1)
+    result = tenant_provision(
+        request=provision_request_build(
+            name=name, domain=domain, tier="enterprise", admin_email=f"admin@{domain}", admin_password=password
+        )
+    )
+    connection.set_tenant(result.tenant)
+    return result.tenant
+
+
+def timed(runs: int, call: Callable[..., Any]) -> list[float]:
+    """Wall milliseconds of ``runs`` calls."""
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples

@@ -39,12 +39,10 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from bench.benchlib import BENCH_DB_RE, BenchDatabase, db_urls, pct, say  # noqa: E402
-from bench.steps import PrivateRedis  # noqa: E402
+from bench.benchlib import pct, say, scratch_django, scratch_options, tenant_provisioned, timed  # noqa: E402
 
 TARGETS = {"queue_page_p95_ms": 100.0, "queue_api_p95_ms": 100.0, "assign_p95_ms": 20.0}
 TENANT_DOMAIN = "queue.bench.localhost"
@@ -55,25 +53,12 @@ REVIEWERS = 50
 def setup(requests: int) -> tuple[Any, list[Any]]:
     """The tenant, its agent, ``requests`` open requests on parked tasks, 50 reviewers."""
     from django.contrib.auth.models import Group, User
-    from django.core.management import call_command
 
     from agents.services import agent_create
     from config.connection import connection
     from hitl.models import ReviewerProfile
-    from tenants.services import provision_request_build, spare_pool_fill, tenant_provision
 
-    call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
-    spare_pool_fill(size=1)
-    result = tenant_provision(
-        request=provision_request_build(
-            name="Bench queue",
-            domain=TENANT_DOMAIN,
-            tier="enterprise",
-            admin_email=f"admin@{TENANT_DOMAIN}",
-            admin_password=PASSWORD,
-        )
-    )
-    connection.set_tenant(result.tenant)
+    tenant = tenant_provisioned(name="Bench queue", domain=TENANT_DOMAIN, password=PASSWORD)
     agent = agent_create(name="refunds", blueprint="resolution", privilege_ceiling=3)
     group = Group.objects.get(name="reviewer")
     reviewers = []
@@ -94,13 +79,13 @@ def setup(requests: int) -> tuple[Any, list[Any]]:
         cursor.execute(
             "INSERT INTO hitl_approvalrequest (task_id, step_index, tool, arguments, action_hash, privilege_level,"
             " reasoning, required_role, status, priority, due_at, remind_at, assignee_id, assigned_at,"
-            " escalation_level, evidence, evidence_hash, original_hash, decision_note, created_at)"
+            " escalation_level, evidence, evidence_hash, original_hash, decision_note, created_at, quorum, shadow)"
             ' SELECT t.id, 2, \'issue_refund\', \'{"order_id": "AB1234", "amount": 25.0, "currency": "EUR"}\','
             " repeat('a', 64), 3, 'refund', 'reviewer',"
             " CASE WHEN t.id %% 5 = 0 THEN 'assigned' ELSE 'pending' END, t.priority,"
             " now() + (t.id %% 1440) * interval '1 minute', now() + (t.id %% 720) * interval '1 minute',"
             " CASE WHEN t.id %% 5 = 0 THEN (SELECT id FROM auth_user WHERE username = 'r' || (t.id %% %s)::text || %s)"
-            " END, CASE WHEN t.id %% 5 = 0 THEN now() END, 0, '{}'::jsonb, '', '', '', now()"
+            " END, CASE WHEN t.id %% 5 = 0 THEN now() END, 0, '{}'::jsonb, '', '', '', now(), 1, '[]'::jsonb"
             " FROM agents_task t WHERE t.agent_id = %s",
             [REVIEWERS, f"@{TENANT_DOMAIN}", agent.pk],
         )
@@ -109,52 +94,18 @@ def setup(requests: int) -> tuple[Any, list[Any]]:
             " WHERE a.assignee_id = p.user_id AND a.status = 'assigned')"
         )
         cursor.execute("ANALYZE")
-    return result.tenant, reviewers
-
-
-def timed(runs: int, call: Any) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
+    return tenant, reviewers
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10,000 requests; finishes in under a minute")
-    parser.add_argument("--db-name", default="vigil_bench_queue", help="scratch database (must start with vigil_bench)")
-    parser.add_argument("--keep-db", action="store_true", help="do not drop the scratch database at the end")
-    parser.add_argument("--lock-wait", type=float, default=600, help="seconds to wait for another benchmark")
+    scratch_options(parser, db_name="vigil_bench_queue")
     args = parser.parse_args(argv)
-    if not BENCH_DB_RE.match(args.db_name):
-        parser.error("--db-name must match vigil_bench[a-z0-9_]*")
     requests = 10_000 if args.quick else 100_000
     runs = 50 if args.quick else 200
 
-    _, bench_url, maint_url = db_urls(args.db_name)
-    os.environ.update(
-        {
-            "DATABASE_URL": bench_url,
-            "DATABASE_OWNER_URL": bench_url,
-            "VIGIL_ENV": "development",
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "VIGIL_LOG_LEVEL": "WARNING",
-            "VIGIL_SPARE_POOL_SIZE": "1",
-            "VIGIL_EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-        }
-    )
-    db = BenchDatabase(maint_url, args.db_name, args.lock_wait)
-    workdir = Path(tempfile.mkdtemp(prefix="vigil-bench-queue-"))
-    private_redis = None
-    try:
-        db.create()
-        private_redis = PrivateRedis(workdir)
-        os.environ.update({"REDIS_URL": private_redis.url, "CELERY_BROKER_URL": private_redis.url})
-        import django
-
-        django.setup()
+    with scratch_django(args, prefix="vigil-bench-queue-"):
         from django.test import Client
 
         from config.connection import connection
@@ -203,15 +154,6 @@ def main(argv: list[str] | None = None) -> int:
             say(f"target {key} < {target} ms: {'met' if results[key] < target else 'MISSED'}")
         print(json.dumps({**results, "requests": requests, "reviewers": REVIEWERS, "quick": args.quick}))
         return 0
-    finally:
-        if private_redis is not None:
-            private_redis.stop()
-        if not args.keep_db:
-            from django.db import connections
-
-            connections.close_all()
-            db.drop()
-        db.close()
 
 
 if __name__ == "__main__":

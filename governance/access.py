@@ -142,6 +142,30 @@ def capabilities_of(user: Any) -> frozenset[Capability]:
     return frozenset(caps)
 
 
+def access_sql(user_id: str) -> tuple[str, list[Any]]:
+    """Two array columns, the roles and the agent grants of the user whose id the SQL
+    expression ``user_id`` gives, with their parameters: for a query that loads a user by hand
+    (API token authentication reads token, user, roles and grants in one statement). Hand
+    their values to ``access_preload``. The grants as ``agent_grants_held`` reads them."""
+    sql = (
+        "ARRAY(SELECT g.name FROM auth_group g JOIN auth_user_groups ug ON ug.group_id = g.id"
+        f" WHERE ug.user_id = {user_id} AND g.name = ANY(%s)),"
+        " ARRAY(SELECT p.codename || ':' || o.object_pk FROM guardian_userobjectpermission o"
+        " JOIN auth_permission p ON p.id = o.permission_id JOIN django_content_type ct ON ct.id = o.content_type_id"
+        f" WHERE o.user_id = {user_id} AND ct.app_label = 'agents' AND ct.model = 'agent' AND p.codename = ANY(%s))"
+    )
+    return sql, [list(ROLE_CODES), list(AGENT_GRANTS)]
+
+
+def access_preload(user: Any, *, roles: Iterable[str], grants: Iterable[str]) -> None:
+    """Remember on ``user`` the roles and grants read with ``access_sql``."""
+    pairs = (grant.partition(":") for grant in grants)
+    user.__dict__[_CACHE] = _Access(
+        roles=frozenset(Role(name) for name in roles),
+        grants=_grants_of((codename, object_pk) for codename, _, object_pk in pairs),
+    )
+
+
 def agent_grants_held(*, user_id: int) -> dict[str, frozenset[int]]:
     """The agent grants stored for a user, by grant (``view_agent`` …), whether or not the
     user may use them now."""
@@ -151,6 +175,10 @@ def agent_grants_held(*, user_id: int) -> dict[str, frozenset[int]]:
         content_type__model="agent",
         permission__codename__in=AGENT_GRANTS,
     ).values_list("permission__codename", "object_pk")
+    return _grants_of(rows)
+
+
+def _grants_of(rows: Iterable[tuple[str, str]]) -> dict[str, frozenset[int]]:
     found: dict[str, set[int]] = {}
     for codename, object_pk in rows:
         if object_pk.isascii() and object_pk.isdigit():

@@ -99,6 +99,8 @@ class ApprovalRequest(models.Model):
             # The queue: open requests by priority then deadline, and each reviewer's own.
             models.Index("status", models.F("priority").desc(), "due_at", name="approval_queue"),
             models.Index(fields=["assignee", "status"], name="approval_assignee_status"),
+            # The API's list order (newest first).
+            models.Index(fields=["-created_at"], name="approval_created"),
         ]
         constraints = [
             # One open request per gated step; closed ones stay as history (a task escalated

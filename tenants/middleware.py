@@ -5,13 +5,19 @@ from django.http import HttpRequest, HttpResponse
 from django_tenants.middleware.main import TenantMainMiddleware
 
 from config.errors import database_unavailable, database_unavailable_response, error_response
-from tenants.models import TenantStatus
+from tenants.models import Domain, Tenant, TenantStatus
+from tenants.selectors import tenant_for_host
 
 
 class TenantMiddleware(TenantMainMiddleware):
     """Resolves the tenant from the Host header (unknown host: 404) and refuses suspended
-    tenants with 403 before any view runs. The lookup is the first query of a request, so a
+    tenants with 403 before any view runs. When the host's tenant is not remembered
+    (tenants.selectors.tenant_for_host), the lookup is the request's first query, so a
     database outage surfaces here: 503 with ``Retry-After`` rather than a server error."""
+
+    def get_tenant(self, domain_model: type[Domain], hostname: str) -> Tenant:
+        # Unknown hosts raise domain_model.DoesNotExist, as the base class expects.
+        return tenant_for_host(hostname=hostname)
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         try:

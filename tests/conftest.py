@@ -105,6 +105,10 @@ def django_db_setup(
 def _public_schema_after_each_test() -> Iterator[None]:
     yield
     connection.set_schema_to_public()
+    # A test's tenant changes are rolled back without a signal; the host lookup's cache is not.
+    from tenants.selectors import tenant_cache_clear
+
+    tenant_cache_clear()
 
 
 @pytest.fixture(autouse=True)
