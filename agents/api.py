@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
+from django import forms
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -21,6 +24,8 @@ from agents import selectors, services
 from agents.blueprints import BLUEPRINTS, blueprint_describe
 from agents.models import Agent, AgentConfigVersion, AutomationLevel, PrivilegeLevel, Step, Task, TaskEvent, Tool
 from agents.states import FINAL
+from config.api_schema import ERROR_COMPONENT
+from config.serializers import StrictIn
 from governance import access
 from governance.access import Capability
 
@@ -55,7 +60,73 @@ class AgentScoped(GenericAPIView):
         return access.scoped(self.request.user, VIEW, super().filter_queryset(queryset))
 
 
+# ------------------------------------------------------------------------ fields, filters
+ERROR_REF = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JSONObjectField(serializers.JSONField):
+    """A JSON object whose keys the service checks (against a blueprint's schema): the schema
+    says object, not any JSON value; null is refused."""
+
+
+@extend_schema_field({**services.MODEL_SETTINGS_SCHEMA, "additionalProperties": False})
+class ModelSettingsField(serializers.JSONField):
+    """An agent's model settings: a provider, or a connection of the operator's and one of its
+    models (whether the tenant may use the connection is the service's to say)."""
+
+
+# A slug with at least one character that is no digit: /agents/{id}/ takes an id or a name.
+AGENT_NAME_PATTERN = r"^[-a-zA-Z0-9_]*[-a-zA-Z_][-a-zA-Z0-9_]*$"
+
+
+@extend_schema_field({"type": "string", "pattern": AGENT_NAME_PATTERN, "maxLength": 100})
+class AgentNameField(serializers.SlugField):
+    """An agent's name as the schema states it (letters, digits, '-' or '_', not all digits)."""
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(filters.NumberFilter):
+    """A row id: 0 or an id of no row matches nothing; a value that is no integer is a 400."""
+
+    field_class = forms.IntegerField
+
+
+class StrictBooleanField(forms.Field):
+    """true or false (1 or 0); empty is no filter; anything else is refused, not read as empty."""
+
+    VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in self.empty_values:
+            return None
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() not in self.VALUES:
+            raise forms.ValidationError("must be true or false")
+        return self.VALUES[str(value).lower()]
+
+
+class BooleanFilter(filters.BooleanFilter):
+    """django-filter's reads any other value (``null``, ``yes``) as no filter; this one refuses it."""
+
+    field_class = StrictBooleanField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.TextInput)
+        super().__init__(*args, **kwargs)
+
+
 # ------------------------------------------------------------------ serializers (output)
+class BlueprintOut(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    default_config = JSONObjectField(help_text="the config an agent of this blueprint starts from")
+    config_schema = JSONObjectField(help_text="the JSON Schema an agent's config must match")
+    input_schema = JSONObjectField(help_text="the JSON Schema a task's input must match")
+    tools = serializers.ListField(child=serializers.CharField(), help_text="the tools granted by default")
+
+
 class ToolOut(serializers.ModelSerializer):
     class Meta:
         model = Tool
@@ -165,23 +236,12 @@ class TaskDetailOut(TaskOut):
 
 
 # ------------------------------------------------------------------- serializers (input)
-class StrictIn(serializers.Serializer):
-    """Input serializers refuse fields they do not know, so a typo or a read-only field is a
-    400 naming it rather than a silent no-op."""
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(getattr(self, "initial_data", {}) or {}) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["unknown or read-only field"] for name in unknown})
-        return attrs
-
-
 class AgentIn(StrictIn):
-    name = serializers.SlugField(max_length=100)
+    name = AgentNameField(max_length=100)
     blueprint = serializers.ChoiceField(choices=sorted(BLUEPRINTS))
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
-    config = serializers.JSONField(required=False, default=dict)
-    model_settings = serializers.JSONField(required=False, default=None)
+    config = JSONObjectField(required=False, default=dict)
+    model_settings = ModelSettingsField(required=False, default=None, help_text="default: the offline provider")
     privilege_ceiling = serializers.ChoiceField(
         choices=PrivilegeLevel.choices, required=False, default=PrivilegeLevel.EXECUTE_SAFE
     )
@@ -199,8 +259,8 @@ class AgentIn(StrictIn):
 
 class AgentChangeIn(StrictIn):
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-    config = serializers.JSONField(required=False)
-    model_settings = serializers.JSONField(required=False)
+    config = JSONObjectField(required=False)
+    model_settings = ModelSettingsField(required=False)
     privilege_ceiling = serializers.ChoiceField(choices=PrivilegeLevel.choices, required=False)
     automation_level = serializers.ChoiceField(choices=AutomationLevel.choices, required=False)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
@@ -216,7 +276,7 @@ class ToolsIn(StrictIn):
 
 
 class ExecuteIn(StrictIn):
-    input = serializers.JSONField()
+    input = JSONObjectField(help_text="matches the input_schema of the agent's blueprint")
     priority = serializers.ChoiceField(choices=[1, 2, 3, 4], required=False, default=2)
 
 
@@ -225,7 +285,7 @@ class ReasonIn(StrictIn):
 
 
 class OverrideIn(StrictIn):
-    output = serializers.JSONField()
+    output = JSONObjectField()
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
@@ -239,7 +299,7 @@ def _valid(serializer_class: type[serializers.Serializer], request: Request) -> 
 class BlueprintListApi(APIView):
     permission_classes = [CapabilityPermission]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: BlueprintOut(many=True)})
     def get(self, request: Request) -> Response:
         return Response([blueprint_describe(name) for name in sorted(BLUEPRINTS)])
 
@@ -292,7 +352,7 @@ class AgentViewSet(AgentScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin
         return Response(AgentOut(agent).data)
 
     @extend_schema(responses={200: VersionOut(many=True)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filter_backends=[])
     def versions(self, request: Request, pk: str) -> Response:
         page = self.paginate_queryset(self.get_object().versions.all())
         return self.get_paginated_response(VersionOut(page, many=True).data)
@@ -326,12 +386,20 @@ class AgentViewSet(AgentScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin
 
     @extend_schema(
         request=ExecuteIn,
-        responses={200: TaskDetailOut, 202: TaskOut},
+        responses={
+            200: TaskDetailOut,
+            202: TaskOut,
+            422: OpenApiResponse(ERROR_REF, description="idempotency_key_reused: the key came with another body"),
+        },
         parameters=[
-            OpenApiParameter("wait", float, description="seconds to wait for the result"),
+            OpenApiParameter(
+                "wait",
+                {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+                description=f"seconds to wait for the result, at most {MAX_WAIT_SECONDS:g}",
+            ),
             OpenApiParameter(
                 "Idempotency-Key",
-                str,
+                {"type": "string", "pattern": r"^[\x20-\x7e]{1,200}$"},
                 OpenApiParameter.HEADER,
                 description=(
                     "1-200 printable ASCII characters; a retry with the same key within 24 h "
@@ -349,13 +417,15 @@ class AgentViewSet(AgentScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin
         answers with the task the first one created; the same key with another body is refused
         (422, code ``idempotency_key_reused``)."""
         try:
-            wait = min(MAX_WAIT_SECONDS, max(0.0, float(request.query_params.get("wait", 0))))
+            wait = float(request.query_params.get("wait") or 0)
         except ValueError:
+            wait = math.nan
+        if not 0 <= wait <= MAX_WAIT_SECONDS:
             return Response(
                 {
                     "code": "invalid",
-                    "detail": "wait must be a number of seconds",
-                    "extra": {"fields": {"wait": "must be a number"}},
+                    "detail": f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS:g}",
+                    "extra": {"fields": {"wait": f"a number from 0 to {MAX_WAIT_SECONDS:g}"}},
                 },
                 status=400,
             )
@@ -398,6 +468,8 @@ class TaskViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
         query = Task.objects.select_related("agent")
         if self.action == "retrieve":
             query = query.prefetch_related("steps", "events")
+        elif self.action == "list":  # of the agent, the list shows the name only
+            query = query.defer("context", "agent__config", "agent__model_settings", "agent__description")
         return query
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
@@ -434,10 +506,18 @@ class TaskViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
         return self._done(services.task_retry(task_id=self.get_object().pk, user=request.user))
 
     @extend_schema(responses={200: EventOut(many=True)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filter_backends=[])
     def events(self, request: Request, pk: str) -> Response:
         page = self.paginate_queryset(TaskEvent.objects.filter(task=self.get_object()).order_by("id"))
         return self.get_paginated_response(EventOut(page, many=True).data)
+
+
+class EventFilter(filters.FilterSet):
+    task = IdFilter(field_name="task_id")
+
+    class Meta:
+        model = TaskEvent
+        fields = ["task", "to_state"]
 
 
 class EventViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
@@ -446,4 +526,4 @@ class EventViewSet(AgentScoped, viewsets.ReadOnlyModelViewSet):
     permission_classes = [CapabilityPermission]
     serializer_class = EventOut
     queryset = TaskEvent.objects.order_by("-id")
-    filterset_fields = ["task", "to_state"]
+    filterset_class = EventFilter

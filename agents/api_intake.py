@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
@@ -16,8 +17,9 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from agents import intake
-from agents.api import MANAGE_AGENTS, AgentScoped, CapabilityPermission, StrictIn, _valid
+from agents.api import MANAGE_AGENTS, AgentScoped, BooleanFilter, CapabilityPermission, _valid
 from agents.models import Agent, EventSource, EventSourceKind
+from config.serializers import StrictIn
 from governance import access
 from governance.actors import Actor
 
@@ -36,21 +38,38 @@ class EventSourceOut(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request else path
 
 
+# What agents.intake checks of a source's name and secret (printable ASCII, no spaces).
+SOURCE_NAME_PATTERN = r"^[-a-zA-Z0-9_]{1,50}$"
+SECRET_PATTERN = rf"^[!-~]{{{intake.SECRET_MIN_LENGTH},{intake.SECRET_MAX_LENGTH}}}$"
+SECRET_FORMAT = f"{intake.SECRET_MIN_LENGTH} to {intake.SECRET_MAX_LENGTH} printable ASCII characters, no spaces"
+
+
 class EventSourceIn(StrictIn):
-    name = serializers.CharField(max_length=50)
+    name = serializers.RegexField(
+        SOURCE_NAME_PATTERN, max_length=50, error_messages={"invalid": "1 to 50 letters, digits, '-' or '_'"}
+    )
     kind = serializers.ChoiceField(choices=EventSourceKind.choices)
     agent = serializers.CharField(max_length=100, help_text="the name of an ops agent")
-    secret = serializers.CharField(
-        write_only=True, trim_whitespace=False, help_text="the signing secret (never shown again)"
+    secret = serializers.RegexField(
+        SECRET_PATTERN,
+        write_only=True,
+        trim_whitespace=False,
+        error_messages={"invalid": SECRET_FORMAT},
+        help_text="the signing secret (never shown again)",
     )
     enabled = serializers.BooleanField(required=False, default=True)
 
 
 class EventSourceChangeIn(StrictIn):
     kind = serializers.ChoiceField(choices=EventSourceKind.choices, required=False)
-    agent = serializers.CharField(max_length=100, required=False)
-    secret = serializers.CharField(
-        write_only=True, trim_whitespace=False, required=False, help_text="a new signing secret (rotation)"
+    agent = serializers.CharField(max_length=100, required=False, help_text="the name of an ops agent")
+    secret = serializers.RegexField(
+        SECRET_PATTERN,
+        write_only=True,
+        trim_whitespace=False,
+        required=False,
+        error_messages={"invalid": SECRET_FORMAT},
+        help_text="a new signing secret",
     )
     enabled = serializers.BooleanField(required=False)
 
@@ -61,6 +80,14 @@ def _agent_in_reach(request: Request, name: str) -> None:
     agent = Agent.objects.filter(name=name).first()
     if agent is not None and not access.user_may(request.user, MANAGE_AGENTS, agent):
         raise PermissionDenied(f"you do not manage agent {name}")
+
+
+class EventSourceFilter(filters.FilterSet):
+    enabled = BooleanFilter()
+
+    class Meta:
+        model = EventSource
+        fields = ["kind", "enabled"]
 
 
 class EventSourceViewSet(
@@ -77,7 +104,7 @@ class EventSourceViewSet(
     serializer_class = EventSourceOut
     queryset = EventSource.objects.select_related("agent")
     lookup_field = "name"
-    filterset_fields = ["kind", "enabled"]
+    filterset_class = EventSourceFilter
     needs = {"create": MANAGE_AGENTS, "partial_update": MANAGE_AGENTS, "destroy": MANAGE_AGENTS}
 
     @extend_schema(request=EventSourceIn, responses={201: EventSourceOut})

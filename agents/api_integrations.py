@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agents.api import AgentScoped, CapabilityPermission, StrictIn, _valid
+from agents.api import AgentScoped, CapabilityPermission, _valid
 from agents.integrations import relay, services
 from agents.models import Credential, CredentialKind, DeliveryStatus, Endpoint, OutboxMessage
+from config.serializers import StrictIn
 from governance.access import Capability
 from governance.actors import Actor
 
@@ -31,6 +32,34 @@ ADMIN_NEEDS = {
 }
 
 
+# What agents.integrations.services checks of names and secrets, said in the schema.
+NAME_PATTERN = services.NAME_RE.pattern
+NAME_FORMAT = "lowercase letters, digits and dashes, at most 50"
+HEADER_PATTERN = r"^[A-Za-z0-9-]*$"
+
+
+def _secret_pattern(minimum: int) -> str:
+    return rf"^[^\r\n\x00]{{{minimum},{services.MAX_SECRET}}}$"
+
+
+def _secret_field(minimum: int, **kwargs: Any) -> serializers.RegexField:
+    message = f"{minimum} to {services.MAX_SECRET} characters, no line breaks or NUL"
+    return serializers.RegexField(
+        _secret_pattern(minimum), write_only=True, trim_whitespace=False, error_messages={"invalid": message}, **kwargs
+    )
+
+
+def _name_field() -> serializers.RegexField:
+    return serializers.RegexField(NAME_PATTERN, max_length=50, error_messages={"invalid": NAME_FORMAT})
+
+
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "enum": list(services.ENDPOINT_KINDS)}, "uniqueItems": True}
+)
+class KindsField(serializers.ListField):
+    """The effect kinds an endpoint takes, each once."""
+
+
 # ---------------------------------------------------------------------------- credentials
 class CredentialOut(serializers.ModelSerializer):
     class Meta:
@@ -39,14 +68,22 @@ class CredentialOut(serializers.ModelSerializer):
 
 
 class CredentialIn(StrictIn):
-    name = serializers.CharField(max_length=50)
+    name = _name_field()
     kind = serializers.ChoiceField(choices=CredentialKind.choices)
-    header_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    secret = serializers.CharField(write_only=True, trim_whitespace=False, help_text="never shown again")
+    header_name = serializers.RegexField(
+        HEADER_PATTERN,
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        default="",
+        error_messages={"invalid": "a header name: letters, digits and dashes"},
+        help_text="for kind header only: the header that carries the secret",
+    )
+    secret = _secret_field(1, help_text="never shown again; for kind basic 'user:password'")
 
 
 class CredentialRotateIn(StrictIn):
-    secret = serializers.CharField(write_only=True, trim_whitespace=False, help_text="the new value")
+    secret = _secret_field(1, help_text="the new value")
 
 
 class CredentialViewSet(
@@ -98,24 +135,28 @@ class EndpointOut(serializers.ModelSerializer):
 
 
 class EndpointIn(StrictIn):
-    name = serializers.CharField(max_length=50)
-    url = serializers.CharField(max_length=500)
-    kinds = serializers.ListField(child=serializers.CharField(max_length=50), max_length=20)
-    credential = serializers.CharField(max_length=50, required=False, allow_null=True, default=None)
-    signing_secret = serializers.CharField(
-        write_only=True, trim_whitespace=False, help_text="signs every request (never shown again)"
+    name = _name_field()
+    url = serializers.CharField(max_length=500, help_text="http(s), allowed by the operator's egress rules")
+    kinds = KindsField(child=serializers.CharField(max_length=50), min_length=1)
+    credential = serializers.CharField(
+        max_length=50, required=False, allow_null=True, default=None, help_text="the name of a credential"
     )
+    signing_secret = _secret_field(services.MIN_SIGNING_SECRET, help_text="signs every request (never shown again)")
     enabled = serializers.BooleanField(required=False, default=True)
-    timeout_seconds = serializers.FloatField(required=False, default=10.0)
+    timeout_seconds = serializers.FloatField(
+        required=False, default=10.0, min_value=services.MIN_TIMEOUT, max_value=services.MAX_TIMEOUT
+    )
 
 
 class EndpointChangeIn(StrictIn):
     url = serializers.CharField(max_length=500, required=False)
-    kinds = serializers.ListField(child=serializers.CharField(max_length=50), max_length=20, required=False)
-    credential = serializers.CharField(max_length=50, required=False, allow_null=True)
-    signing_secret = serializers.CharField(write_only=True, trim_whitespace=False, required=False)
+    kinds = KindsField(child=serializers.CharField(max_length=50), min_length=1, required=False)
+    credential = serializers.CharField(max_length=50, required=False, allow_null=True, help_text="null: none")
+    signing_secret = _secret_field(services.MIN_SIGNING_SECRET, required=False)
     enabled = serializers.BooleanField(required=False)
-    timeout_seconds = serializers.FloatField(required=False)
+    timeout_seconds = serializers.FloatField(
+        required=False, min_value=services.MIN_TIMEOUT, max_value=services.MAX_TIMEOUT
+    )
 
 
 class EndpointViewSet(

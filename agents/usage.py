@@ -3,12 +3,15 @@ counting is tenants.usage's; what each limit allows, agents.limits'."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -57,6 +60,46 @@ def tokens_this_month() -> int:
     return tokens_in_month(tenant_id=tenant.pk, day=usage_day())
 
 
+class UsageCountsOut(serializers.Serializer):
+    runs = serializers.IntegerField()
+    steps = serializers.IntegerField()
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(max_digits=20, decimal_places=6, coerce_to_string=True)
+    approvals = serializers.IntegerField()
+
+
+class UsageRowOut(UsageCountsOut):
+    day = serializers.DateField()
+    model = serializers.CharField()
+
+
+class LimitUsedOut(serializers.Serializer):
+    limit = serializers.CharField()
+    max = serializers.IntegerField()
+    used = serializers.IntegerField(allow_null=True, help_text="null: not counted here (the API throttle's)")
+    queued = serializers.IntegerField(required=False, help_text="max_concurrent_tasks only: tasks waiting")
+
+
+class UsageOut(serializers.Serializer):
+    # "from" is a keyword: the field is declared under another name, then renamed.
+    from_ = serializers.DateField()
+    to = serializers.DateField()
+    rows = UsageRowOut(many=True)
+    totals = UsageCountsOut()
+    limits = LimitUsedOut(many=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+# The one date format the API takes (date.fromisoformat alone also reads 20250401 or 2025-W14);
+# a parameter given empty is refused too: leave it out for the default.
+ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 class UsageApi(APIView):
     """The tenant's usage per day (UTC) and model in a period, its totals, and each limit with
     what is used of it now."""
@@ -66,16 +109,22 @@ class UsageApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("from", str, description="first day, YYYY-MM-DD (default: the first of this month)"),
-            OpenApiParameter("to", str, description="last day, YYYY-MM-DD (default: today, UTC)"),
+            OpenApiParameter(
+                "from", OpenApiTypes.DATE, description="first day, YYYY-MM-DD (default: the first of this month)"
+            ),
+            OpenApiParameter("to", OpenApiTypes.DATE, description="last day, YYYY-MM-DD (default: today, UTC)"),
         ],
-        responses={200: dict},
+        responses={200: UsageOut},
     )
     def get(self, request: Request) -> Response:
         unknown = sorted(set(request.query_params) - {"from", "to"})
         if unknown:
             raise UsagePeriodInvalid(f"unknown parameter {unknown[0]!r}; known: from, to", field=unknown[0])
-        return Response(tenant_usage(day_from=request.query_params.get("from"), day_to=request.query_params.get("to")))
+        period = {name: request.query_params.get(name) for name in ("from", "to")}
+        for name, value in period.items():
+            if value is not None and not ISO_DAY.fullmatch(value):
+                raise UsagePeriodInvalid(f"{name!r} must be a date as YYYY-MM-DD, got {value[:40]!r}", field=name)
+        return Response(tenant_usage(day_from=period["from"], day_to=period["to"]))
 
 
 class TenantUsageAdmin(AccessAdminMixin, admin.ModelAdmin):

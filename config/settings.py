@@ -317,7 +317,10 @@ REST_FRAMEWORK = {
     ],
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # JSON bodies only (the knowledge upload also takes multipart): anything else is a 415.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's, with the count read in the page's own query.
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
@@ -326,6 +329,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The schema endpoint is not part of the API it describes.
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components: read-only fields are not in them.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api_schema.postprocess",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "PrivilegeLevelEnum": "agents.models.PrivilegeLevel",
         "AutomationLevelEnum": "agents.models.AutomationLevel",
@@ -336,6 +347,8 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "agents.models.DeliveryStatus",
         "EventSourceKindEnum": "agents.models.EventSourceKind",
         "ApprovalEventKindEnum": "hitl.models.ApprovalEventKind",
+        "ApproverRoleEnum": "hitl.policies.APPROVER_ROLES",
+        "PriorityNameEnum": "hitl.api_policies.PRIORITY_NAMES",
     },
 }
 
@@ -409,6 +422,9 @@ VIGIL_RELAY_BASE_DELAY = float(os.environ.get("VIGIL_RELAY_BASE_DELAY", "1.0"))
 VIGIL_RELAY_MAX_DELAY = float(os.environ.get("VIGIL_RELAY_MAX_DELAY", "300.0"))
 # Messages a relay sends in one transaction (the sweep's batches).
 VIGIL_RELAY_BATCH = env_int("VIGIL_RELAY_BATCH", 50)
+# Seconds a batch may spend sending before it stops taking messages (the rest wait for the
+# next batch, their rows unlocked); each call has its endpoint's timeout as its deadline.
+VIGIL_RELAY_BATCH_SECONDS = float(os.environ.get("VIGIL_RELAY_BATCH_SECONDS", "20"))
 # Hosts, addresses or CIDRs the tenants' endpoints may reach besides public addresses
 # (agents/integrations/egress.py): private, loopback and link-local ones are refused otherwise.
 VIGIL_EGRESS_ALLOW = env_list("VIGIL_EGRESS_ALLOW", "")

@@ -1,6 +1,7 @@
 """URLs of the public domain: the operators' admin and their tenant API."""
 
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
 
 from governance.api_auth import TokenListCreateApi, TokenObtainApi, TokenRevokeApi
 from tenants.admin import operator_site
@@ -25,4 +26,6 @@ urlpatterns = [
     path("api/v1/tenants/<int:pk>/activate/", TenantActivateApi.as_view(), name="operator-tenant-activate"),
     path("api/v1/tenants/<int:pk>/suspend/", TenantSuspendApi.as_view(), name="operator-tenant-suspend"),
     path("api/v1/tenants/<int:pk>/limits/", TenantLimitsApi.as_view(), name="operator-tenant-limits"),
+    # The schema of the operators' API (the tenants' hosts serve their own).
+    path("api/schema/", SpectacularAPIView.as_view(urlconf="config.urls_public"), name="operator-api-schema"),
 ]

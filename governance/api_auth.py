@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.utils import timezone
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -17,8 +18,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.connection import connection
+from config.serializers import StrictIn
 from governance import access, lockout, tokens
 from governance.actors import Actor
+from governance.api_fields import NOT_BLANK, BodyRequired, IpField, TextField
 from governance.models import ApiToken
 
 
@@ -69,16 +72,35 @@ class IssuedTokenOut(ApiTokenOut):
         fields = ["token", *ApiTokenOut.Meta.fields]
 
 
-class TokenIn(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=100)
-    expires_in_days = serializers.IntegerField(required=False, min_value=1, help_text="default 90")
+def _lifetime_field() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=settings.VIGIL_API_TOKEN_MAX_DAYS,
+        help_text=f"default {settings.VIGIL_API_TOKEN_DAYS}",
+    )
 
 
-class PasswordIn(serializers.Serializer[Any]):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
-    name = serializers.CharField(max_length=100, required=False)
-    expires_in_days = serializers.IntegerField(required=False, min_value=1)
+class TokenIn(StrictIn):
+    """A token to issue: its name, and how many days it lives."""
+
+    name = TextField(max_length=100, trim_whitespace=False, validators=[NOT_BLANK])
+    expires_in_days = _lifetime_field()
+
+
+class PasswordIn(StrictIn):
+    """A user's credentials, and the token to issue for them."""
+
+    username = TextField(max_length=150, trim_whitespace=False)
+    password = TextField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    name = TextField(
+        max_length=100,
+        required=False,
+        trim_whitespace=False,
+        validators=[NOT_BLANK],
+        help_text=f"default {PASSWORD_TOKEN_NAME!r}",
+    )
+    expires_in_days = _lifetime_field()
 
 
 def _issued_body(issued: tokens.IssuedToken) -> dict[str, Any]:
@@ -102,8 +124,8 @@ def _locked_response(lock: lockout.Lock) -> Response:
 
 class TokenObtainApi(APIView):
     """A new token for a username and password (named ``password sign-in`` unless named).
-    Repeated failures lock the account, or the client's address, for a while: 429 with
-    ``Retry-After``, the right password included."""
+    Wrong credentials: 401 ``invalid_credentials``. Repeated failures lock the account, or the
+    client's address, for a while: 429 with ``Retry-After``, the right password included."""
 
     permission_classes = [AllowAny]
 
@@ -118,13 +140,11 @@ class TokenObtainApi(APIView):
             lock = getattr(django_request, lockout.REQUEST_ATTRIBUTE, None)
             if lock is not None:
                 return _locked_response(lock)
+            # A well-formed body with credentials that are not valid here: 401, like a bad token.
             return Response(
-                {
-                    "code": "invalid",
-                    "detail": "Unable to sign in with these credentials.",
-                    "extra": {"fields": {"non_field_errors": ["Unable to sign in with these credentials."]}},
-                },
-                status=400,
+                {"code": "invalid_credentials", "detail": "Unable to sign in with these credentials.", "extra": {}},
+                status=401,
+                headers={"WWW-Authenticate": 'Token realm="api"'},
             )
         issued = tokens.token_issue(
             user=user,
@@ -199,24 +219,47 @@ class MeApi(APIView):
         )
 
 
-class UnlockIn(serializers.Serializer[Any]):
-    username = serializers.CharField(max_length=150, required=False, default="")
-    ip = serializers.IPAddressField(required=False, default="")
+class UnlockIn(StrictIn):
+    """The account or the client address (or both) whose sign-in lockout to lift."""
+
+    username = TextField(max_length=150, required=False, trim_whitespace=False)
+    ip = IpField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise ValidationError({"username": ["name an account (username) or an address (ip)"]})
+        return attrs
+
+
+class UnlockInScheme(OpenApiSerializerExtension):
+    """The schema of UnlockIn says that it needs one of its fields at least."""
+
+    target_class = UnlockIn
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_basic_serializer(self.target, direction)
+        schema["minProperties"] = 1
+        return schema
+
+
+class UnlockOut(serializers.Serializer[Any]):
+    username = serializers.CharField(help_text="empty when an address was named alone")
+    ip = serializers.CharField(help_text="empty when an account was named alone")
+    was_locked = serializers.BooleanField()
 
 
 class UnlockApi(APIView):
     """Lift the sign-in lockout of an account or a client address of this tenant (admins)."""
 
     permission_classes = [IsAuthenticated]
+    schema = BodyRequired()
 
-    @extend_schema(request=UnlockIn, responses={200: dict})
+    @extend_schema(request=UnlockIn, responses={200: UnlockOut})
     def post(self, request: Request) -> Response:
         if not access.user_may(request.user, access.Capability.MANAGE_USERS):
             raise PermissionDenied("only an admin may lift a lockout")
         body = UnlockIn(data=request.data)
         body.is_valid(raise_exception=True)
-        username, ip = body.validated_data["username"], body.validated_data["ip"]
-        if not (username or ip):
-            raise ValidationError({"username": ["name an account (username) or an address (ip)"]})
+        username, ip = body.validated_data.get("username", ""), body.validated_data.get("ip", "")
         was_locked = lockout.lockout_lift(actor=Actor.for_user(request.user), username=username, ip=ip)
         return Response({"username": username, "ip": ip, "was_locked": was_locked})

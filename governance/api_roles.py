@@ -17,8 +17,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import VigilError
+from config.serializers import StrictIn
 from governance import access, roles
 from governance.access import ROLE_CAPABILITIES, ROLE_CODES, ROLES, Capability, Role
+from governance.api_fields import TextField
 
 
 class UserNotFound(VigilError):
@@ -55,8 +57,8 @@ class CanManageUsers(BasePermission):
         return access.user_may(request.user, Capability.MANAGE_USERS)
 
 
-class RoleChangeIn(serializers.Serializer[Any]):
-    user = serializers.CharField(max_length=150, help_text="the user's username")
+class RoleChangeIn(StrictIn):
+    user = TextField(max_length=150, help_text="the user's username")
     role = serializers.ChoiceField(choices=list(ROLE_CODES))
 
 

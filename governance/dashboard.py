@@ -19,7 +19,7 @@ from django.utils import timezone
 from config.connection import connection
 from governance import live
 from governance.access import Capability, scoped
-from governance.models import AuditEvent
+from governance.audit_query import audit_filter_parse, audit_visible
 
 IN_FLIGHT = ("assigned", "acked", "in_progress", "retrying")
 FINISHED = ("completed", "verified", "escalated", "cancelled")
@@ -208,6 +208,8 @@ def dashboard_get(*, user: Any) -> Dashboard:
         )
         for row in pending.select_related("task__agent").order_by("due_at", "id")[:LATEST_APPROVALS]
     ]
+    # The events the user may read in the audit API (governance.audit_query.audit_visible).
+    visible = scoped(user, Capability.VIEW, audit_visible(user, audit_filter_parse({})).queryset())
     audit = [
         AuditLine(
             seq=row.seq,
@@ -216,7 +218,7 @@ def dashboard_get(*, user: Any) -> Dashboard:
             verb=row.verb,
             target=f"{row.target_type} {row.target_id}".strip(),
         )
-        for row in scoped(user, Capability.VIEW, AuditEvent.objects.all()).order_by("-seq")[:LATEST_AUDIT]
+        for row in visible.order_by("-seq")[:LATEST_AUDIT]
     ]
     return Dashboard(
         seq=seq,

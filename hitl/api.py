@@ -6,23 +6,27 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agents.api import REVIEW, AgentScoped, CapabilityPermission
-from governance import access
-from governance.access import Capability
+from agents.api import REVIEW, AgentScoped, CapabilityPermission, IdFilter
 from hitl import assignment, selectors, services
 from hitl.api_escalation import EscalationActions, clarifications_of
+from hitl.api_fields import NOT_BLANK, TEXT, JSONDictField, JSONIn, TextFilter
 from hitl.models import OPEN_STATUSES, ApprovalPriority, ApprovalRequest, ApprovalStatus
 
 
 class ApprovalOut(serializers.ModelSerializer):
-    decided_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    assignee: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="who decided (null while open)"
+    )
+    assignee: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="who holds the request (null: unassigned)"
+    )
     agent = serializers.CharField(source="task.agent.name", read_only=True)
     priority = serializers.CharField(source="get_priority_display", read_only=True)
 
@@ -86,25 +90,27 @@ class ApprovalDetailOut(ApprovalOut):
 class QueueIn(serializers.Serializer):
     status = serializers.MultipleChoiceField(choices=ApprovalStatus.choices, required=False)
     priority = serializers.ChoiceField(choices=[label for _, label in ApprovalPriority.choices], required=False)
-    agent = serializers.CharField(required=False, max_length=100)
-    assignee = serializers.CharField(required=False, max_length=150, help_text="me, none (unassigned) or a username")
+    agent = serializers.CharField(required=False, max_length=100, validators=[NOT_BLANK])
+    assignee = serializers.CharField(
+        required=False, max_length=150, validators=[NOT_BLANK], help_text="me, none (unassigned) or a username"
+    )
 
 
-class RespondIn(serializers.Serializer):
+class RespondIn(JSONIn):
     verdict = serializers.ChoiceField(choices=[services.APPROVE, services.REJECT, services.EDIT])
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="", validators=[TEXT])
     action_hash = serializers.RegexField(
         r"^[0-9a-f]{64}$", required=False, help_text="the hash of the action you reviewed (approve and edit)"
     )
-    arguments = serializers.DictField(required=False, help_text="edit: the arguments to run instead")
+    arguments = JSONDictField(required=False, help_text="edit: the arguments to run instead")
 
 
-class ReassignIn(serializers.Serializer):
-    user = serializers.CharField(max_length=150, help_text="the username of the new assignee")
+class ReassignIn(JSONIn):
+    user = serializers.CharField(max_length=150, validators=[NOT_BLANK], help_text="the username of the new assignee")
 
 
-class DecisionIn(serializers.Serializer):
-    note = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+class DecisionIn(JSONIn):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="", validators=[TEXT])
     action_hash = serializers.RegexField(
         r"^[0-9a-f]{64}$",
         required=False,
@@ -113,17 +119,38 @@ class DecisionIn(serializers.Serializer):
     )
 
 
+class ApproveIn(DecisionIn):
+    """The body of approve as documented: DecisionIn's fields with the hash required. The body is
+    read by DecisionIn; the service refuses an approval without a hash (approval_hash_required)."""
+
+    action_hash = serializers.RegexField(
+        r"^[0-9a-f]{64}$", help_text="the hash of the action you reviewed (refused if the action changed since)"
+    )
+
+
+class ApprovalFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=ApprovalStatus.choices)
+    tool = TextFilter()
+    task = IdFilter(field_name="task_id")
+
+    class Meta:
+        model = ApprovalRequest
+        fields = ["status", "tool", "task"]
+
+
 def _id(pk: str) -> int:
     return int(pk) if pk.isascii() and pk.isdigit() else -1
 
 
+@extend_schema_view(escalate=extend_schema(responses={200: ApprovalDetailOut}))
 class ApprovalViewSet(AgentScoped, EscalationActions, viewsets.ReadOnlyModelViewSet):
     """Approval requests of the agents in the user's sight. The decider is always the
     authenticated user, who may not be the task's requester or the agent's latest config author."""
 
     permission_classes = [CapabilityPermission]
     serializer_class = ApprovalOut
-    filterset_fields = ["status", "tool", "task"]
+    filterset_class = ApprovalFilter
+    lookup_value_regex = "[0-9]+"  # an id: /hitl/policies/… is never an approval's address
     ordering_fields = ["created_at"]
     needs = {
         "approve": REVIEW,
@@ -137,7 +164,18 @@ class ApprovalViewSet(AgentScoped, EscalationActions, viewsets.ReadOnlyModelView
     }
 
     def get_queryset(self) -> QuerySet[ApprovalRequest]:
-        return ApprovalRequest.objects.select_related("task__agent", "decided_by", "assignee")
+        query = ApprovalRequest.objects.select_related("task__agent", "decided_by", "assignee")
+        if self.action == "list":  # of the task and its agent, the list shows the agent's name only
+            query = query.defer(
+                "evidence",
+                "task__input",
+                "task__output",
+                "task__context",
+                "task__agent__config",
+                "task__agent__model_settings",
+                "task__agent__description",
+            )
+        return query
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return ApprovalDetailOut if self.action == "retrieve" else ApprovalOut
@@ -146,7 +184,7 @@ class ApprovalViewSet(AgentScoped, EscalationActions, viewsets.ReadOnlyModelView
         return Response(ApprovalDetailOut(self.get_queryset().get(pk=approval.pk)).data)
 
     @extend_schema(parameters=[QueueIn], responses={200: ApprovalOut(many=True)})
-    @action(detail=False, methods=["get"])
+    @action(detail=False, methods=["get"], filter_backends=[])  # QueueIn's filters, its own order
     def queue(self, request: Request) -> Response:
         """Open requests in sight (or those of ``status``), by priority then deadline."""
         params = QueueIn(data={**request.query_params.dict(), "status": request.query_params.getlist("status")})
@@ -178,7 +216,9 @@ class ApprovalViewSet(AgentScoped, EscalationActions, viewsets.ReadOnlyModelView
             arguments=data.validated_data.get("arguments"),
             reason_required=True,
         )
-        return self._one(decided)  # with the quorum's progress: an approval may leave it open
+        # The request as decided, from memory (its row is committed as it stands here), with
+        # the quorum's progress: an approval may leave it open.
+        return Response(ApprovalDetailOut(decided).data)
 
     @extend_schema(request=None, responses={200: ApprovalDetailOut})
     @action(detail=True, methods=["post"])
@@ -201,8 +241,9 @@ class ApprovalViewSet(AgentScoped, EscalationActions, viewsets.ReadOnlyModelView
     @extend_schema(responses={200: ApprovalOut(many=True)})
     @action(detail=False, methods=["get"])
     def pending(self, request: Request) -> Response:
+        """Open requests in sight, oldest first; the list's filters and ordering apply."""
         pending = self.get_queryset().filter(status__in=OPEN_STATUSES).order_by("created_at")
-        page = self.paginate_queryset(access.scoped(request.user, Capability.VIEW, pending))
+        page = self.paginate_queryset(self.filter_queryset(pending))  # scoped to the user's sight
         return self.get_paginated_response(ApprovalOut(page, many=True).data)
 
     def _decide(self, request: Request, pk: str, verdict: str) -> Response:
@@ -215,9 +256,11 @@ class ApprovalViewSet(AgentScoped, EscalationActions, viewsets.ReadOnlyModelView
             note=data.validated_data["note"],
             seen_hash=data.validated_data.get("action_hash"),
         )
-        return self._one(decided)  # with the quorum's progress: an approval may leave it open
+        # The request as decided, from memory (its row is committed as it stands here), with
+        # the quorum's progress: an approval may leave it open.
+        return Response(ApprovalDetailOut(decided).data)
 
-    @extend_schema(request=DecisionIn, responses={200: ApprovalDetailOut})
+    @extend_schema(request=ApproveIn, responses={200: ApprovalDetailOut})
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
         return self._decide(request, pk, services.APPROVE)

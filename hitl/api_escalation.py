@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
@@ -15,24 +15,41 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from hitl import clarification, escalation
+from hitl.api_fields import NOT_BLANK, JSONIn
 from hitl.models import Clarification
+from hitl.policies import APPROVER_ROLES
 
 
-class EscalateIn(serializers.Serializer):
+class EscalateIn(JSONIn):
     approval = serializers.IntegerField(required=False, min_value=1, help_text="the request to escalate")
     task = serializers.IntegerField(required=False, min_value=1, help_text="or the task waiting for a decision")
-    reason = serializers.CharField(max_length=escalation.REASON_MAX, help_text="why, for the history and the audit")
-    target = serializers.CharField(
-        required=False, allow_blank=True, max_length=30, help_text="a tier of the ladder (default: the next one)"
+    reason = serializers.CharField(
+        max_length=escalation.REASON_MAX, validators=[NOT_BLANK], help_text="why, for the history and the audit"
+    )
+    target = serializers.ChoiceField(
+        choices=APPROVER_ROLES,
+        required=False,
+        allow_blank=True,
+        help_text="a tier of the ladder above the request's current one (default: the next tier)",
     )
 
 
-class ClarifyIn(serializers.Serializer):
-    question = serializers.CharField(max_length=clarification.TEXT_MAX)
+class EscalateInSchema(OpenApiSerializerExtension):
+    """EscalateIn as the service reads it: exactly one of ``approval`` and ``task``."""
+
+    target_class = EscalateIn
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(self.target_class, direction, bypass_extensions=True)
+        return {**schema, "oneOf": [{"required": ["approval"]}, {"required": ["task"]}]}
 
 
-class AnswerIn(serializers.Serializer):
-    answer = serializers.CharField(max_length=clarification.TEXT_MAX)
+class ClarifyIn(JSONIn):
+    question = serializers.CharField(max_length=clarification.TEXT_MAX, validators=[NOT_BLANK])
+
+
+class AnswerIn(JSONIn):
+    answer = serializers.CharField(max_length=clarification.TEXT_MAX, validators=[NOT_BLANK])
 
 
 class ClarificationsIn(serializers.Serializer):
@@ -85,7 +102,7 @@ class EscalationActions(viewsets.GenericViewSet):
     def _pk(pk: str) -> int:
         return int(pk) if pk.isascii() and pk.isdigit() else -1
 
-    @extend_schema(request=EscalateIn, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(request=EscalateIn)  # the answer (the request's detail): hitl.api
     @action(detail=False, methods=["post"])
     def escalate(self, request: Request) -> Response:
         """Escalate an open request (``approval``) or the one a waiting ``task`` is stopped at
@@ -126,7 +143,7 @@ class EscalationActions(viewsets.GenericViewSet):
         return Response(ClarificationOut(answered).data)
 
     @extend_schema(parameters=[ClarificationsIn], responses={200: ClarificationOut(many=True)})
-    @action(detail=False, methods=["get"])
+    @action(detail=False, methods=["get"], filter_backends=[])  # ClarificationsIn's filters, its own order
     def clarifications(self, request: Request) -> Response:
         """Questions on the requests in sight, newest first: ``state`` open (the default),
         answered or all; ``mine=1`` only those on my tasks (what waits for my answer)."""

@@ -11,6 +11,13 @@ class CollectionInvalid(VigilError):
     status = 400
 
 
+class CollectionExists(CollectionInvalid):
+    """The name is taken: a conflict with what exists, not a malformed request."""
+
+    code = "collection_exists"
+    status = 409
+
+
 class DocumentNotFound(VigilError):
     code = "document_not_found"
     status = 404

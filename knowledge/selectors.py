@@ -5,6 +5,7 @@ Every read runs in the connection's current schema, so a tenant only ever sees i
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -54,6 +55,20 @@ class SearchHit:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def json_storable(value: Any) -> bool:
+    """Whether PostgreSQL's jsonb can hold ``value``: no NUL character in any key or string
+    and no NaN or infinite number (jsonb refuses both)."""
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(json_storable(key) and json_storable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(json_storable(item) for item in value)
+    return True
 
 
 def collection_list() -> QuerySet[Collection]:
@@ -135,7 +150,10 @@ def knowledge_search(
         raise SearchInvalid("invalid search", fields=fields)
     found = collection_get(name=collection)
     chunks = Chunk.objects.filter(collection=found)
-    if filters:
+    if filters and not json_storable(filters):
+        # No stored metadata can hold such a value, so no document matches.
+        chunks = chunks.none()
+    elif filters:
         chunks = chunks.filter(document__metadata__contains=filters)
     candidates = max(FUSION_CANDIDATES, top_k * 4) if mode == SearchMode.HYBRID else top_k
     vector_rows: list[tuple[int, float]] = []

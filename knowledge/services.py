@@ -21,7 +21,13 @@ from config.connection import connection
 from governance.actors import Actor
 from governance.services import audit_record
 from knowledge.embedders import embedder_for
-from knowledge.exceptions import CollectionInvalid, CollectionNotFound, DocumentInvalid, DocumentNotFound
+from knowledge.exceptions import (
+    CollectionExists,
+    CollectionInvalid,
+    CollectionNotFound,
+    DocumentInvalid,
+    DocumentNotFound,
+)
 from knowledge.ingestion import document_extract, text_chunks
 from knowledge.models import Chunk, Collection, Document, DocumentStatus, Embedder
 
@@ -55,7 +61,7 @@ def _collection_create_within(
 ) -> Collection:
     _collection_fields_clean(name=name, embedder=embedder, connection_name=connection_name, model=model)
     if Collection.objects.filter(name=name).exists():
-        raise CollectionInvalid(f"a collection named {name!r} exists", fields={"name": "already used"})
+        raise CollectionExists(f"a collection named {name!r} exists", fields={"name": "already used"})
     collection = Collection.objects.create(
         name=name,
         description=description,
@@ -83,7 +89,8 @@ def collection_create(
     connection_name: str = "",
     model: str = "",
 ) -> Collection:
-    """A new collection. Raises CollectionInvalid (400) for a bad or taken name or embedder."""
+    """A new collection. Raises CollectionInvalid (400) for a bad name or embedder,
+    CollectionExists (409) for a name already used."""
     return _collection_create_within(
         name=name, description=description, embedder=embedder, connection_name=connection_name, model=model, actor=actor
     )

@@ -9,12 +9,14 @@ use (tenants.services), which validate, write in one transaction and audit in th
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django_tenants.utils import get_public_schema_name
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,17 +24,23 @@ from rest_framework.response import Response
 from config.connection import connection
 from config.errors import VigilError
 from governance.actors import Actor
+from governance.api_fields import BodyRequired
 from tenants import services
-from tenants.api_serializers import LimitsIn, TenantCreatedOut, TenantCreateIn, TenantOut
+from tenants.api_serializers import LimitsIn, TenantCreatedOut, TenantCreateIn, TenantOut, TenantUsageOut
 from tenants.exceptions import TenantNotFound
 from tenants.models import Tenant
 from tenants.selectors import tenant_list
-from tenants.usage import usage_period, usage_report
+from tenants.usage import UsagePeriodInvalid, usage_period, usage_report
 
 
 class UnknownParameter(VigilError):
     code = "invalid"
     status = 400
+
+
+# A day of the usage period: YYYY-MM-DD, or empty for the default.
+DAY = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "maxLength": 0}]}
+DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class IsOperator(BasePermission):
@@ -52,6 +60,10 @@ class IsOperator(BasePermission):
 class OperatorView(GenericAPIView[Tenant]):
     permission_classes = [IsOperator]
     serializer_class = TenantOut
+    # Tenants are listed by name; no ordering or filter parameters.
+    filter_backends: list[Any] = []
+    # A short list: DRF's paginator, which counts first (any page past the end is a 404).
+    pagination_class = PageNumberPagination
 
     def get_queryset(self) -> Any:
         return tenant_list().order_by("name", "pk")
@@ -74,6 +86,7 @@ class TenantListApi(OperatorView):
     """Customer tenants (neither the public schema nor warm-pool spares), by name; POST
     provisions one, as ``manage.py provision_tenant`` does."""
 
+    @extend_schema(responses={200: TenantOut(many=True)})
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(TenantOut(page, many=True).data)
@@ -112,17 +125,22 @@ class TenantUsageApi(OperatorView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("from", str, description="first day, YYYY-MM-DD (default: the first of this month)"),
-            OpenApiParameter("to", str, description="last day, YYYY-MM-DD (default: today, UTC)"),
+            OpenApiParameter("from", DAY, description="first day, YYYY-MM-DD (default: the first of this month)"),
+            OpenApiParameter("to", DAY, description="last day, YYYY-MM-DD (default: today, UTC)"),
         ],
-        responses={200: dict},
+        responses={200: TenantUsageOut},
     )
     def get(self, request: Request, pk: int) -> Response:
         unknown = sorted(set(request.query_params) - {"from", "to"})
         if unknown:
             raise UnknownParameter(f"unknown parameter {unknown[0]!r}; known: from, to", field=unknown[0])
+        days = {name: request.query_params.get(name) or None for name in ("from", "to")}
+        for name, value in days.items():
+            # date.fromisoformat takes other ISO forms (20260101, 2026-W01-1); the API does not.
+            if value is not None and not DAY_RE.fullmatch(value):
+                raise UsagePeriodInvalid(f"{name!r} must be a date as YYYY-MM-DD, got {value[:40]!r}", field=name)
         tenant = self.tenant(pk)
-        start, end = usage_period(day_from=request.query_params.get("from"), day_to=request.query_params.get("to"))
+        start, end = usage_period(day_from=days["from"], day_to=days["to"])
         report = usage_report(tenants=[tenant], day_from=start, day_to=end)
         for row in report["rows"]:
             row.pop("tenant")
@@ -149,6 +167,8 @@ class TenantActivateApi(OperatorView):
 
 class TenantLimitsApi(OperatorView):
     """Override some of the tenant's tier limits (a number), or drop an override (null)."""
+
+    schema = BodyRequired()
 
     @extend_schema(request=LimitsIn, responses={200: TenantOut})
     def patch(self, request: Request, pk: int) -> Response:

@@ -1,60 +1,83 @@
 """What the operators' tenant API reads and answers (tenants.api). Input serializers refuse
 fields they do not know, so a typo is a 400 naming it rather than a silent no-op; the values
-themselves are checked by the services (tenants.services), which name the field they refuse."""
+themselves are checked by the services (tenants.services), which name the field they refuse;
+the shapes the services take are in the serializers too, so that the OpenAPI schema says them."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
+from config.serializers import StrictIn
+from governance.api_fields import NOT_BLANK, TextField
 from tenants.models import Tenant
 from tenants.selectors import tenant_limits
 from tenants.tiers import LIMIT_NAMES, Tier
 
-
-class StrictIn(serializers.Serializer[Any]):
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(getattr(self, "initial_data", {}) or {}) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["unknown or read-only field"] for name in unknown})
-        return attrs
+# What the services check, said in the schema as well (a pattern cannot hold the reserved
+# schema names or the password policy: those stay 400s naming the field).
+DOMAIN_PATTERN = r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
+SCHEMA_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 
 
 class TenantCreateIn(StrictIn):
-    name = serializers.CharField(max_length=100)
-    domain = serializers.CharField(max_length=253)
+    """A new tenant: provisioned from the warm pool, its first admin signed up or invited."""
+
+    name = TextField(max_length=100, trim_whitespace=False, validators=[NOT_BLANK])
+    domain = TextField(max_length=253, validators=[RegexValidator(DOMAIN_PATTERN, message="not a valid host name")])
     tier = serializers.ChoiceField(choices=Tier.choices)
-    admin_email = serializers.CharField(max_length=254)
-    admin_password = serializers.CharField(
+    admin_email = serializers.EmailField(max_length=254)
+    admin_password = TextField(
         required=False,
         write_only=True,
         trim_whitespace=False,
+        max_length=4096,
         help_text="without it, the answer carries a one-time invitation link for the first admin",
     )
-    schema_name = serializers.CharField(
-        required=False, max_length=48, help_text="default: derived from the domain's first label"
+    schema_name = TextField(
+        required=False,
+        max_length=48,
+        validators=[RegexValidator(SCHEMA_NAME_PATTERN, message="lowercase letter first, then a-z, 0-9 or _")],
+        help_text="default: derived from the domain's first label; not public, pg_* or spare_*",
     )
 
 
-class LimitsIn(serializers.Serializer[Any]):
+class LimitField(serializers.IntegerField):
+    """A limit: a JSON whole number (not a string, a float or a boolean), or null."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class LimitsIn(StrictIn):
     """A patch of the tenant's limit overrides: a limit set to a number overrides the tier's,
     set to null it goes back to the tier's; limits not named keep their override."""
 
-    def to_internal_value(self, data: Any) -> dict[str, int | None]:
-        if not isinstance(data, dict) or not data:
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {name: LimitField(min_value=0, allow_null=True, required=False) for name in LIMIT_NAMES}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, int | None]:
+        if not attrs:
             raise serializers.ValidationError(
                 {"non_field_errors": [f"give one or more limits to change; known limits: {', '.join(LIMIT_NAMES)}"]}
             )
-        errors: dict[str, list[str]] = {}
-        for name, value in data.items():
-            if name not in LIMIT_NAMES:
-                errors[str(name)] = [f"unknown limit; known limits: {', '.join(LIMIT_NAMES)}"]
-            elif value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                errors[name] = ["a non-negative whole number, or null for the tier's limit"]
-        if errors:
-            raise serializers.ValidationError(errors)
-        return dict(data)
+        return attrs
+
+
+class LimitsInScheme(OpenApiSerializerExtension):
+    """The schema of LimitsIn says that it names one limit at least."""
+
+    target_class = LimitsIn
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_basic_serializer(self.target, direction)
+        schema["minProperties"] = 1
+        return schema
 
 
 class TenantOut(serializers.ModelSerializer[Tenant]):
@@ -93,3 +116,37 @@ class TenantCreatedOut(serializers.Serializer[Any]):
     admin_username = serializers.CharField()
     invitation_url = serializers.CharField(allow_null=True, help_text="when no admin password was given")
     from_pool = serializers.BooleanField()
+
+
+class UsageRowOut(serializers.Serializer[Any]):
+    day = serializers.DateField()
+    model = serializers.CharField()
+    runs = serializers.IntegerField()
+    steps = serializers.IntegerField()
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost_usd = serializers.CharField(help_text="US dollars, a decimal number as a string")
+    approvals = serializers.IntegerField()
+
+
+class UsageTotalsOut(serializers.Serializer[Any]):
+    runs = serializers.IntegerField()
+    steps = serializers.IntegerField()
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost_usd = serializers.CharField(help_text="US dollars, a decimal number as a string")
+    approvals = serializers.IntegerField()
+
+
+class TenantUsageOut(serializers.Serializer[Any]):
+    tenant = serializers.IntegerField(help_text="the tenant's id")
+    schema_name = TextField()
+    from_ = serializers.DateField(help_text="first day, UTC")
+    to = serializers.DateField(help_text="last day, UTC")
+    rows = UsageRowOut(many=True, help_text="by day and model")
+    totals = UsageTotalsOut()
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields

@@ -117,10 +117,17 @@ def test_a_reviewer_approves_a_refund_and_the_task_resumes(refund: ApprovalReque
 def test_the_approver_is_the_authenticated_user_whatever_the_body_says(
     acme: Tenant, refund: ApprovalRequest, rita: Client
 ) -> None:
+    """A body naming another approver is refused, naming those fields, and decides nothing;
+    the same decision without them is the signed-in reviewer's."""
     mallory = member_add(acme, "mallory@acme.example", "admin")
-    response = _decide(
+    refused = _decide(
         rita, refund, "approve", {"decided_by": mallory.username, "approver": mallory.pk, "user": mallory.pk}
     )
+    assert refused.status_code == 400, refused.content
+    assert set(refused.json()["extra"]["fields"]) == {"decided_by", "approver", "user"}
+    refund.refresh_from_db()
+    assert (refund.status, refund.decided_by) == ("pending", None)
+    response = _decide(rita, refund, "approve")
     assert response.status_code == 200
     assert response.json()["decided_by"] == RITA
     refund.refresh_from_db()

@@ -94,8 +94,10 @@ def test_a_token_issued_on_acme_is_rejected_on_beta_with_401(
 
 
 def test_alices_password_gets_no_token_on_beta(beta: Tenant, beta_client: Client) -> None:
-    response = beta_client.post("/api/v1/auth/token/", {"username": ALICE, "password": PASSWORD})
-    assert response.status_code == 400
+    response = beta_client.post(
+        "/api/v1/auth/token/", {"username": ALICE, "password": PASSWORD}, content_type="application/json"
+    )
+    assert response.status_code == 401
     assert "token" not in response.json()
 
 

@@ -207,9 +207,11 @@ def test_a_made_up_token_is_refused_with_401(acme: Tenant, acme_client: Client) 
 
 
 def test_a_token_is_not_issued_for_a_wrong_password(acme_client: Client) -> None:
-    response = acme_client.post("/api/v1/auth/token/", {"username": ALICE, "password": "guess-123456"})
-    assert response.status_code == 400
-    assert response.json()["code"] == "invalid"
+    response = acme_client.post(
+        "/api/v1/auth/token/", {"username": ALICE, "password": "guess-123456"}, content_type="application/json"
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credentials"
     assert "token" not in response.json()
 
 

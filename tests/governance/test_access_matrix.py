@@ -330,7 +330,8 @@ def _api_request(world: World, name: str, method: str, actor: str) -> tuple[str,
         ("approval-approve", "post"): {"action_hash": world.approval.action_hash},
         ("approval-respond", "post"): {"verdict": "reject", "reason": "matrix"},
         ("approval-reassign", "post"): {"user": USERNAMES["reviewer"]},
-        ("api-token", "post"): {"username": USERNAMES.get(actor, BOB), "password": PASSWORD},
+        # Right credentials (anonymous signs in as olga): wrong ones are a 401 of their own.
+        ("api-token", "post"): {"username": USERNAMES.get(actor, "olga@acme.example"), "password": PASSWORD},
     }
     if (name, method) in API_BODIES:
         return url, API_BODIES[(name, method)](world, actor)

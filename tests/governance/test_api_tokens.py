@@ -151,8 +151,7 @@ def test_a_token_cannot_issue_tokens_and_bad_input_is_named(acme: Tenant) -> Non
     assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
     session = signed_in(Client(HTTP_HOST="acme.localhost"), acme, ALICE)
     too_long = session.post("/api/v1/auth/tokens/", {"name": "x", "expires_in_days": 5000}, "application/json")
-    assert (too_long.status_code, too_long.json()["code"]) == (400, "invalid_token")
-    assert too_long.json()["extra"] == {"field": "expires_in_days"}
+    assert (too_long.status_code, list(too_long.json()["extra"]["fields"])) == (400, ["expires_in_days"])
     nameless = session.post("/api/v1/auth/tokens/", {"name": ""}, "application/json")
     assert (nameless.status_code, list(nameless.json()["extra"]["fields"])) == (400, ["name"])
     assert list(ApiToken.objects.filter(user__username=ALICE).values_list("name", flat=True)) == ["password sign-in"]

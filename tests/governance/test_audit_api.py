@@ -138,9 +138,9 @@ def test_the_agent_filter_finds_what_the_agent_did_and_what_was_done_to_it(acme_
         ({"agent": "refunds"}, "agent"),
         ({"from": "yesterday"}, "from"),
         ({"to": "2026-13-01"}, "to"),
-        ({"from": "2026-02-01", "to": "2026-01-01"}, "to"),
         ({"correlation_id": "x" * 65}, "correlation_id"),
-        ({"target": ""}, "target"),
+        ({"target": ":3"}, "target"),
+        ({"agent": ""}, "agent"),
         ({"limit": "0"}, "limit"),
         ({"limit": "501"}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),
@@ -168,15 +168,18 @@ def test_a_viewer_reads_the_trail_and_a_role_less_user_does_not(acme_client: Cli
     assert _get(acme_client).status_code == 401
 
 
-def test_an_agent_scoped_reviewer_reads_the_whole_trail(acme_client: Client, acme: Tenant, marked: str) -> None:
-    # The trail is the tenant's one record, not narrowed by agent scopes (as in the admin):
-    # system events, which belong to no agent, stay visible to a reviewer limited to one agent.
+def test_an_agent_scoped_reviewer_does_not_read_events_of_no_agent_of_theirs(
+    acme_client: Client, acme: Tenant, marked: str
+) -> None:
+    # System events that name none of the reviewer's agents are not theirs to read
+    # (tests/governance/test_audit_scope.py has what they do read).
     connection.set_tenant(acme)
     rita = User.objects.get(username=RITA)
     agent = Agent.objects.order_by("pk").first() or agent_make(acme, "audit-scope")
     assign_perm("agents.review_agent", rita, agent)
     body = _get(_as(acme_client, acme, RITA), correlation_id=marked).json()
-    assert len(body["results"]) == 5
+    assert body["results"] == []
+    assert len(_get(_as(acme_client, acme, ALICE), correlation_id=marked).json()["results"]) == 5
 
 
 def test_each_tenant_reads_only_its_own_chain(

@@ -47,7 +47,7 @@ def test_the_token_endpoint_locks_an_account_after_repeated_failures(acme: Tenan
     statuses = [_token(client, RITA, WRONG)[0] for _ in range(3)]
     status, body, retry_after = _token(client, RITA, PASSWORD)
 
-    assert statuses == [400, 400, 429]
+    assert statuses == [401, 401, 429]
     assert (status, body["code"]) == (429, "locked_out")
     assert body["extra"] == {"limit": "VIGIL_LOCKOUT_FAILURES", "retry_after": int(retry_after)}
     assert 890 <= int(retry_after) <= 900
@@ -61,7 +61,7 @@ def test_an_address_that_fails_for_many_accounts_is_locked_for_all(acme: Tenant)
     client = _client()
 
     for i in range(5):
-        assert _token(client, f"nobody-{i}@acme.example", WRONG)[0] in (400, 429)
+        assert _token(client, f"nobody-{i}@acme.example", WRONG)[0] in (401, 429)
     status, body, _ = _token(client, ALICE, PASSWORD)
 
     assert (status, body["extra"]["limit"]) == (429, "VIGIL_LOCKOUT_IP_FAILURES")  # type: ignore[index]
