@@ -22,6 +22,7 @@ from agents.models import Agent, AgentStatus, Task, TenantUsage
 from agents.models import TaskState as S
 from governance.access import Capability
 from governance.admin import AccessAdminMixin
+from tenants.api_serializers import UsageCountsOut, UsageRowOut
 from tenants.usage import UsagePeriodInvalid, runs_on, tokens_in_month, usage_day, usage_period, usage_report
 
 
@@ -58,20 +59,6 @@ def tokens_this_month() -> int:
     """The dashboard's counter of tokens_per_month (governance.dashboard)."""
     tenant, _ = current_limits()
     return tokens_in_month(tenant_id=tenant.pk, day=usage_day())
-
-
-class UsageCountsOut(serializers.Serializer):
-    runs = serializers.IntegerField()
-    steps = serializers.IntegerField()
-    tokens_in = serializers.IntegerField()
-    tokens_out = serializers.IntegerField()
-    cost_usd = serializers.DecimalField(max_digits=20, decimal_places=6, coerce_to_string=True)
-    approvals = serializers.IntegerField()
-
-
-class UsageRowOut(UsageCountsOut):
-    day = serializers.DateField()
-    model = serializers.CharField()
 
 
 class LimitUsedOut(serializers.Serializer):

@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
+
+# What a text may hold, said in the schema as patterns: no NUL (PostgreSQL cannot store it, DRF
+# refuses it without saying so in the schema) and, for names stored stripped, one character at
+# least that is neither a space nor NUL.
+TEXT_PATTERN = r"^[^\x00]*$"
+NOT_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+NO_NUL = RegexValidator(TEXT_PATTERN, message="Null characters are not allowed.")
+NOT_BLANK = RegexValidator(NOT_BLANK_PATTERN, message="must not be blank")
 
 UNKNOWN_FIELD = "unknown field"
 PROTECTED_FIELD = "read-only field: the server sets it"
@@ -49,4 +58,17 @@ class StrictModelIn(serializers.ModelSerializer[Any]):
         refused = refused_fields(self)
         if refused:
             raise serializers.ValidationError(refused)
+        return super().to_internal_value(data)
+
+
+class TextField(serializers.CharField):
+    """A CharField that takes JSON strings only (DRF's turns ``0`` into ``"0"``), free of NUL."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        validators = list(kwargs.pop("validators", None) or [NO_NUL])
+        super().__init__(validators=validators, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
         return super().to_internal_value(data)

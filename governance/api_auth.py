@@ -18,10 +18,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.connection import connection
-from config.serializers import StrictIn
+from config.serializers import NOT_BLANK, StrictIn, TextField
 from governance import access, lockout, tokens
 from governance.actors import Actor
-from governance.api_fields import NOT_BLANK, BodyRequired, IpField, TextField
+from governance.api_fields import BodyRequired, IpField
 from governance.models import ApiToken
 
 

@@ -17,10 +17,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import VigilError
-from config.serializers import StrictIn
+from config.serializers import StrictIn, TextField
 from governance import access, roles
 from governance.access import ROLE_CAPABILITIES, ROLE_CODES, ROLES, Capability, Role
-from governance.api_fields import TextField
 
 
 class UserNotFound(VigilError):

@@ -14,9 +14,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agents.api import REVIEW, AgentScoped, CapabilityPermission, IdFilter
+from config.serializers import NO_NUL, NOT_BLANK
 from hitl import assignment, selectors, services
 from hitl.api_escalation import EscalationActions, clarifications_of
-from hitl.api_fields import NOT_BLANK, TEXT, JSONDictField, JSONIn, TextFilter
+from hitl.api_fields import JSONDictField, JSONIn, TextFilter
 from hitl.models import OPEN_STATUSES, ApprovalPriority, ApprovalRequest, ApprovalStatus
 
 _PRIORITY_LABELS = {int(value): str(label) for value, label in ApprovalPriority.choices}
@@ -109,7 +110,7 @@ class QueueIn(serializers.Serializer):
 
 class RespondIn(JSONIn):
     verdict = serializers.ChoiceField(choices=[services.APPROVE, services.REJECT, services.EDIT])
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="", validators=[TEXT])
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="", validators=[NO_NUL])
     action_hash = serializers.RegexField(
         r"^[0-9a-f]{64}$", required=False, help_text="the hash of the action you reviewed (approve and edit)"
     )
@@ -121,7 +122,7 @@ class ReassignIn(JSONIn):
 
 
 class DecisionIn(JSONIn):
-    note = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="", validators=[TEXT])
+    note = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="", validators=[NO_NUL])
     action_hash = serializers.RegexField(
         r"^[0-9a-f]{64}$",
         required=False,

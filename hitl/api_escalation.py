@@ -14,8 +14,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.serializers import NOT_BLANK
 from hitl import clarification, escalation
-from hitl.api_fields import NOT_BLANK, JSONIn
+from hitl.api_fields import JSONIn
 from hitl.models import Clarification
 from hitl.policies import APPROVER_ROLES
 

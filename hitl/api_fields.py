@@ -13,18 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.core.validators import RegexValidator
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.serializers import StrictIn, refused_fields
-
-TEXT_PATTERN = r"^[^\x00]*$"
-# At least one character that is neither a space nor NUL: what is left once the field trims it.
-NOT_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
-TEXT = RegexValidator(TEXT_PATTERN, message="Null characters are not allowed.")
-NOT_BLANK = RegexValidator(NOT_BLANK_PATTERN, message="must not be blank")
+from config.serializers import TEXT_PATTERN, StrictIn, refused_fields
 
 
 def _type_errors(serializer: serializers.Serializer[Any]) -> dict[str, list[str]]:

@@ -16,8 +16,9 @@ from rest_framework.response import Response
 
 from agents.api import CapabilityPermission
 from agents.models import PrivilegeLevel
+from config.serializers import NO_NUL, TEXT_PATTERN
 from hitl import policies
-from hitl.api_fields import TEXT, TEXT_PATTERN, JSONIn, JSONValueField
+from hitl.api_fields import JSONIn, JSONValueField
 from hitl.models import Policy, PolicyGate, PolicyTerminal, PolicyVersion
 from tenants.tiers import Tier
 
@@ -165,7 +166,7 @@ class ContentIn(JSONIn):
         required=False, help_text='{"reminder_share": 0.5, "steps": [{"role": "admin", "raise_priority": true}]}'
     )
     terminal = serializers.ChoiceField(choices=PolicyTerminal.choices, required=False, help_text="default: expire")
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="", validators=[TEXT])
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="", validators=[NO_NUL])
 
 
 ORDER_MAX = 1_000_000
@@ -173,14 +174,16 @@ ORDER_MAX = 1_000_000
 
 class PolicyIn(ContentIn):
     name = serializers.RegexField(r"^[-\w]+$", max_length=100, help_text="letters, digits, - and _")
-    description = serializers.CharField(required=False, allow_blank=True, max_length=500, default="", validators=[TEXT])
+    description = serializers.CharField(
+        required=False, allow_blank=True, max_length=500, default="", validators=[NO_NUL]
+    )
     enabled = serializers.BooleanField(required=False, default=True)
     shadow = serializers.BooleanField(required=False, default=False)
     order = serializers.IntegerField(required=False, default=100, min_value=0, max_value=ORDER_MAX)
 
 
 class PolicyChangeIn(JSONIn):
-    description = serializers.CharField(required=False, allow_blank=True, max_length=500, validators=[TEXT])
+    description = serializers.CharField(required=False, allow_blank=True, max_length=500, validators=[NO_NUL])
     enabled = serializers.BooleanField(required=False)
     shadow = serializers.BooleanField(required=False)
     order = serializers.IntegerField(required=False, min_value=0, max_value=ORDER_MAX)

@@ -11,8 +11,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
-from config.serializers import StrictIn
-from governance.api_fields import NOT_BLANK, TextField
+from config.serializers import NOT_BLANK, StrictIn, TextField
 from tenants.models import Tenant
 from tenants.selectors import tenant_limits
 from tenants.tiers import LIMIT_NAMES, Tier
@@ -118,24 +117,22 @@ class TenantCreatedOut(serializers.Serializer[Any]):
     from_pool = serializers.BooleanField()
 
 
-class UsageRowOut(serializers.Serializer[Any]):
+class UsageCountsOut(serializers.Serializer[Any]):
+    """A period's (or a day's) usage; the tenant API (agents.usage) answers the same rows."""
+
+    runs = serializers.IntegerField()
+    steps = serializers.IntegerField()
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(
+        max_digits=20, decimal_places=6, coerce_to_string=True, help_text="US dollars, a decimal number as a string"
+    )
+    approvals = serializers.IntegerField()
+
+
+class UsageRowOut(UsageCountsOut):
     day = serializers.DateField()
     model = serializers.CharField()
-    runs = serializers.IntegerField()
-    steps = serializers.IntegerField()
-    tokens_in = serializers.IntegerField()
-    tokens_out = serializers.IntegerField()
-    cost_usd = serializers.CharField(help_text="US dollars, a decimal number as a string")
-    approvals = serializers.IntegerField()
-
-
-class UsageTotalsOut(serializers.Serializer[Any]):
-    runs = serializers.IntegerField()
-    steps = serializers.IntegerField()
-    tokens_in = serializers.IntegerField()
-    tokens_out = serializers.IntegerField()
-    cost_usd = serializers.CharField(help_text="US dollars, a decimal number as a string")
-    approvals = serializers.IntegerField()
 
 
 class TenantUsageOut(serializers.Serializer[Any]):
@@ -144,7 +141,7 @@ class TenantUsageOut(serializers.Serializer[Any]):
     from_ = serializers.DateField(help_text="first day, UTC")
     to = serializers.DateField(help_text="last day, UTC")
     rows = UsageRowOut(many=True, help_text="by day and model")
-    totals = UsageTotalsOut()
+    totals = UsageCountsOut()
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         fields = super().get_fields()
