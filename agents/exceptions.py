@@ -50,3 +50,10 @@ class IdempotencyKeyReused(VigilError):
 
     code = "idempotency_key_reused"
     status = 422
+
+
+class TaskBusy(VigilError):
+    """The task kept stopping at new gates while a change waited for it: try again."""
+
+    code = "task_busy"
+    status = 409

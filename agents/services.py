@@ -21,6 +21,7 @@ from agents.exceptions import (
     IdempotencyKeyReused,
     IllegalTransition,
     InvalidAgentConfig,
+    TaskBusy,
     TaskNotFound,
 )
 from agents.hooks import approvals
@@ -521,6 +522,11 @@ class _GateOpened(Exception):
     pass
 
 
+# How many times a cancel or escalate takes the task's requests and the task again when a step
+# opened a new request between the two.
+GATE_RETRIES = 5
+
+
 def _task_lock_after_approvals(task_id: int) -> Task:
     """Close a task's open approval requests, then lock the task: the order in which deciding
     a request takes them (hitl.services.approval_decide locks its request, gives its
@@ -530,21 +536,22 @@ def _task_lock_after_approvals(task_id: int) -> Task:
 
     A step that held the task may stop at a gate and open a request between the two: then the
     task is awaiting approval under another attempt than before. The savepoint is rolled back
-    (which releases what it locked) and both are taken again; the last try takes the task as it
-    is and its caller closes whatever is still open. Should the change be refused (a task in a
-    final state), its transaction rolls back the closing too."""
-    for tries_left in reversed(range(3)):
+    (which releases what it locked) and both are taken again. Should that happen at every try,
+    the change is refused (TaskBusy, 409: try again) rather than closing the newest request
+    after the task, the order that could deadlock with its decision. Should the change be
+    refused otherwise (a task in a final state), its transaction rolls back the closing too."""
+    for _ in range(GATE_RETRIES):
         seen = task_get(task_id=task_id).attempt
         try:
             with transaction.atomic():
                 _approvals_close(task_id)
                 task = task_get(task_id=task_id, lock=True)
-                if tries_left and task.state == S.AWAITING_APPROVAL and task.attempt != seen:
+                if task.state == S.AWAITING_APPROVAL and task.attempt != seen:
                     raise _GateOpened
                 return task
         except _GateOpened:
             continue
-    raise AssertionError("unreachable: the last try returns")
+    raise TaskBusy(f"task {task_id} kept stopping at new approval gates; try again", task=task_id)
 
 
 @transaction.atomic(durable=True)
@@ -556,7 +563,6 @@ def task_cancel(*, task_id: int, user: User | AnonymousUser | None, reason: str 
     task.ack_deadline = None
     task.save(update_fields=["attempt", "ack_deadline", "updated_at"])
     task_transition(task=task, to=S.CANCELLED, actor=_user_actor(user), reason=reason or "cancelled")
-    _approvals_close(task.pk)  # one opened since, on the last try
     limits.tasks_admit(lock=False)  # its slot, if it had one, is free
     return task
 
@@ -570,7 +576,6 @@ def task_escalate(*, task_id: int, user: User | AnonymousUser | None, reason: st
     task.last_error = (reason or "escalated manually")[:2000]
     task.save(update_fields=["attempt", "ack_deadline", "last_error", "updated_at"])
     task_transition(task=task, to=S.ESCALATED, actor=_user_actor(user), reason=reason or "escalated manually")
-    _approvals_close(task.pk)  # one opened since, on the last try
     limits.tasks_admit(lock=False)
     return task
 

@@ -19,7 +19,7 @@ from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db.models import BigIntegerField, F, Func, QuerySet, Subquery
 from django.db.models.query import ModelIterable
 from rest_framework import pagination
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 
 # The annotation that carries the total; taken off each row before anyone sees it.
@@ -73,7 +73,8 @@ class CountingPaginator(Paginator):
 
 class PageNumberPagination(pagination.PageNumberPagination):
     """``?page=`` is a whole number from 1 (the schema says so): anything else, empty included,
-    is a 400 naming the parameter; a page past the end is DRF's 404."""
+    is a 400 naming the parameter; a page past the end (a number of 19 digits or more
+    included) is DRF's 404."""
 
     django_paginator_class = CountingPaginator
 
@@ -81,6 +82,9 @@ class PageNumberPagination(pagination.PageNumberPagination):
         raw = request.query_params.get(self.page_query_param)
         if raw is None or raw in self.last_page_strings:
             return super().get_page_number(request, paginator)
-        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        digits = raw.lstrip("0") if raw.isascii() and raw.isdigit() else ""
+        if not digits:
             raise ValidationError({self.page_query_param: ["must be a whole number from 1"]})
-        return raw
+        if len(digits) > 18:  # past the end of any list (and int() refuses over 4,300 digits)
+            raise NotFound(self.invalid_page_message)
+        return digits

@@ -19,6 +19,7 @@ from governance import access, roles
 from governance.access import ROLE_CAPABILITIES, ROLE_CODES, Capability, Role
 from governance.actors import Actor
 from governance.admin_tokens import ApiTokenAdmin
+from governance.audit_query import audit_filter_parse, audit_visible
 from governance.lockout import LockoutAuthenticationForm
 from governance.models import ApiToken, AuditEvent, SsoProvider
 from governance.services import audit_record
@@ -261,6 +262,11 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 class TenantAuditEventAdmin(AccessAdminMixin, AuditEventAdmin):
     access_view = Capability.VIEW
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
+        # A user limited to some agents reads their events and their own actions, here as in
+        # the API (list, change and history pages alike).
+        return super().get_queryset(request).filter(audit_visible(request.user, audit_filter_parse({})).q)
 
 
 def register_governance_admin(site: admin.AdminSite, *, tenant: bool = False) -> None:

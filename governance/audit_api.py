@@ -98,7 +98,7 @@ def _cursor_decode(value: str) -> int:
 def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18 or not 1 <= int(value) <= MAX_LIMIT:
         raise AuditFilterError(f"limit: a whole number from 1 to {MAX_LIMIT}", filter="limit")
     return int(value)
 

@@ -150,7 +150,7 @@ def audit_filter_parse(params: Mapping[str, str], *, allowed_extra: Iterable[str
             field = "actor" if name == "actor" else "target"
             q &= Q(**{f"{field}_type": kind}) & (Q(**{f"{field}_id": ident}) if sep else Q())
         elif name == "agent":
-            if not (value.isascii() and value.isdigit()) or int(value) > MAX_AGENT_ID:
+            if not (value.isascii() and value.isdigit()) or len(value) > 18 or int(value) > MAX_AGENT_ID:
                 raise _fail(name, f"an agent's id is a number from 0 to {MAX_AGENT_ID}, got {value!r}")
             q &= _agent_q([int(value)])
         elif name == "verb":

@@ -151,7 +151,7 @@ class ApprovalFilter(filters.FilterSet):
 
 
 def _id(pk: str) -> int:
-    return int(pk) if pk.isascii() and pk.isdigit() else -1
+    return int(pk) if pk.isascii() and pk.isdigit() and len(pk) <= 18 else -1
 
 
 @extend_schema_view(escalate=extend_schema(responses={200: ApprovalDetailOut}))

@@ -101,7 +101,7 @@ class EscalationActions(viewsets.GenericViewSet):
 
     @staticmethod
     def _pk(pk: str) -> int:
-        return int(pk) if pk.isascii() and pk.isdigit() else -1
+        return int(pk) if pk.isascii() and pk.isdigit() and len(pk) <= 18 else -1
 
     @extend_schema(request=EscalateIn)  # the answer (the request's detail): hitl.api
     @action(detail=False, methods=["post"])

@@ -208,7 +208,7 @@ def _content(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _id(pk: str) -> int:
-    return int(pk) if pk.isascii() and pk.isdigit() else -1
+    return int(pk) if pk.isascii() and pk.isdigit() and len(pk) <= 18 else -1
 
 
 class PolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

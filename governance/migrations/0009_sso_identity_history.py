@@ -40,10 +40,10 @@ def providers_record(apps: Any, schema_editor: Any) -> None:
 
 
 def identities_record(apps: Any, schema_editor: Any) -> None:
-    """Users single sign-on created before identities were kept: each created user is bound
-    to the (issuer, sub) its creation was audited with (sso.user_created), so that they sign in
-    as before. Users who existed first and were matched by email are not bound: they sign in
-    again under the provider's linking rule (governance.sso)."""
+    """Users who signed in by single sign-on before identities were kept: each is bound to the
+    (issuer, sub) its creation (sso.user_created) or, for a user who existed first and was
+    matched by email, its latest sign-in (sso.signed_in) was audited with, so that they sign in
+    as before. A pair already bound, or a user already bound at that issuer, is skipped."""
     event = apps.get_model("governance", "AuditEvent")
     provider = apps.get_model("governance", "SsoProvider")
     identity = apps.get_model("governance", "SsoIdentity")
@@ -52,21 +52,26 @@ def identities_record(apps: Any, schema_editor: Any) -> None:
     users = set(user.objects.values_list("pk", flat=True))
     taken: set[tuple[str, str]] = set()
     rows = []
-    for data, target_id in (
-        event.objects.filter(verb="sso.user_created").order_by("seq").values_list("data", "target_id")
-    ):
+    bound: set[tuple[int, str]] = set()
+    # Creations first (the subject a user was made for), then sign-ins newest first.
+    created = event.objects.filter(verb="sso.user_created").order_by("seq")
+    signed_in = event.objects.filter(verb="sso.signed_in").order_by("-seq")
+    for data, target_id in [*created.values_list("data", "target_id"), *signed_in.values_list("data", "target_id")]:
         issuer, subject = str(data.get("issuer", "")), str(data.get("sub", ""))
-        user_id = int(target_id) if str(target_id).isdigit() else None
+        user_id = int(target_id) if str(target_id).isdigit() and len(str(target_id)) <= 18 else None
         if issuer not in providers or not subject or user_id not in users or (issuer, subject) in taken:
             continue
+        if (user_id, issuer) in bound:
+            continue
         taken.add((issuer, subject))
+        bound.add((user_id, issuer))
         rows.append(
             identity(
                 user_id=user_id,
                 provider=providers[issuer],
                 issuer=issuer,
                 subject=subject,
-                email=str(data.get("username", ""))[:254],
+                email=str(data.get("username") or data.get("email") or "")[:254],
             )
         )
     identity.objects.bulk_create(rows)

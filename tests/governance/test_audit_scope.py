@@ -17,6 +17,7 @@ from guardian.shortcuts import assign_perm
 from agents.models import Agent
 from config.connection import connection
 from governance.actors import Actor
+from governance.models import AuditEvent
 from governance.services import audit_record
 from governance.verification import export_verify
 from tenants.models import Tenant
@@ -114,3 +115,29 @@ def test_the_dashboards_latest_events_are_scoped_alike(acme: Tenant, trail: tupl
     assert not {"test.other_did", "test.other_about", "test.by_alice", "test.system"} & set(verbs)
     admin = [line["verb"] for line in _client(acme, ALICE).get("/api/v1/governance/dashboard/").json()["audit"]]
     assert {"test.system", "test.by_alice", "test.other_about"} <= set(admin)
+
+
+def test_the_admins_audit_pages_are_scoped_alike(acme: Tenant, trail: tuple[str, Agent, Agent]) -> None:
+    mark, _, _ = trail
+    rita = _client(acme, RITA)
+
+    page = rita.get("/admin/governance/auditevent/", {"q": mark, "correlation_id": mark})
+    assert page.status_code == 200
+    shown = {event.verb for event in page.context["cl"].queryset.filter(correlation_id=mark)}
+    assert shown == {"test.about", "test.by_rita", "test.did", "test.named"}
+    connection.set_tenant(acme)
+    others = AuditEvent.objects.get(correlation_id=mark, verb="test.by_alice")
+    connection.set_schema_to_public()
+    assert rita.get(f"/admin/governance/auditevent/{others.pk}/change/").status_code in (302, 404)
+    alice_page = _client(acme, ALICE).get("/admin/governance/auditevent/")
+    assert {"test.by_alice", "test.system"} <= {
+        event.verb for event in alice_page.context["cl"].queryset.filter(correlation_id=mark)
+    }
+
+
+def test_a_number_too_long_for_a_filter_is_a_400_not_a_server_error(acme: Tenant) -> None:
+    alice = _client(acme, ALICE)
+    for params in ({"agent": "9" * 5000}, {"limit": "9" * 5000}):
+        response = alice.get(f"{AUDIT}?{urlencode(params)}")
+        assert response.status_code == 400, response.content
+        assert set(response.json()) == {"code", "detail", "extra"}

@@ -19,7 +19,9 @@ from django.test import Client
 from config.connection import connection
 from config.oidc_provider import ProviderConfig, free_port, provider_start, provider_stop
 from governance import access
+from governance.actors import Actor
 from governance.models import SsoIdentity, SsoProvider
+from governance.services import audit_record
 from governance.sso import SsoError, sso_provider_save, sso_user
 from tenants.models import Tenant
 from tests.conftest import ALICE, PASSWORD
@@ -236,11 +238,26 @@ def test_the_migration_binds_the_users_single_sign_on_created_before(provider: S
     migration = importlib.import_module("governance.migrations.0009_sso_identity_history")
     made = sso_user(provider, {"sub": "m1", "email": "m1@acme.example"}, via="login")
     local = User.objects.create_user("m2@acme.example", "m2@acme.example", PASSWORD)
-    SsoIdentity.objects.create(user=local, provider=provider, issuer=provider.issuer, subject="m2")
+    never = User.objects.create_user("m3@acme.example", "m3@acme.example", PASSWORD)
+    # A user who existed first and signed in by email match, as the audit recorded it then.
+    for sub in ("m2-old", "m2"):
+        audit_record(
+            actor=Actor.for_user(local),
+            verb="sso.signed_in",
+            target_type="user",
+            target_id=local.pk,
+            data={"issuer": provider.issuer, "sub": sub, "roles": []},
+        )
     SsoIdentity.objects.all().delete()  # as before identities were kept
 
     migration.identities_record(django_apps, None)
 
-    # The user it created is bound again; a user matched by email before is not.
-    assert list(SsoIdentity.objects.values_list("issuer", "subject", "user_id")) == [(provider.issuer, "m1", made.pk)]
+    # The user it created is bound again; a user matched by email before is bound to the
+    # subject of their latest sign-in; a user who never signed in by SSO stays unbound.
+    assert sorted(SsoIdentity.objects.values_list("issuer", "subject", "user_id")) == [
+        (provider.issuer, "m1", made.pk),
+        (provider.issuer, "m2", local.pk),
+    ]
+    assert not SsoIdentity.objects.filter(user=never).exists()
     assert sso_user(provider, {"sub": "m1", "email": "renamed@acme.example"}, via="api") == made
+    assert sso_user(provider, {"sub": "m2", "email": "m2@acme.example"}, via="api") == local
