@@ -4,14 +4,17 @@ the page; and the answers exactly DRF's own."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import ProgrammingError, transaction
 from django.db import connection as db_connection
-from django.test import Client
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
 from rest_framework import pagination as drf_pagination
 
 from agents.api import TaskViewSet
@@ -19,7 +22,9 @@ from agents.models import Agent
 from config import pagination
 from config.connection import connection
 from governance.roles import user_agent_scope_set
+from tenants.middleware import TenantMiddleware
 from tenants.models import Domain, Tenant, TenantStatus
+from tenants.selectors import _by_host, tenant_for_host
 from tests.agents.api_support import agent_make, task_make, token_for
 from tests.conftest import ALICE, RITA
 
@@ -139,3 +144,24 @@ def test_a_removed_domain_is_unknown_at_once(acme: Tenant, alice_token: Client) 
     connection.set_schema_to_public()
     Domain.objects.get(domain="acme.localhost").delete()
     assert alice_token.get("/api/v1/agents/").status_code == 404
+
+
+def test_a_host_whose_schema_went_away_under_this_process_is_forgotten_and_answers_404(acme: Tenant) -> None:
+    """Another process deleted the tenant: this one still remembered its host, so the request's
+    first query of a tenant table fails. The middleware forgets every host and answers 404 when
+    the host is no tenant's any more (a host that still is one keeps the server error)."""
+    with pytest.raises(ProgrammingError) as gone, transaction.atomic(), db_connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM vigil_schema_that_is_gone.agents_agent")
+    middleware = TenantMiddleware(lambda request: HttpResponse())
+    tenant_for_host(hostname="acme.localhost")
+    assert "acme.localhost" in _by_host
+
+    answer = middleware.process_exception(
+        RequestFactory().get("/api/v1/agents/", HTTP_HOST="gone.localhost"), gone.value
+    )
+    assert answer is not None and answer.status_code == 404
+    assert json.loads(answer.content)["code"] == "not_found"
+    assert "acme.localhost" not in _by_host
+    kept = middleware.process_exception(RequestFactory().get("/api/v1/agents/", HTTP_HOST="acme.localhost"), gone.value)
+    assert kept is None
+    assert middleware.process_exception(RequestFactory().get("/", HTTP_HOST="gone.localhost"), ValueError()) is None
