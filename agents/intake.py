@@ -49,7 +49,7 @@ from agents.exceptions import AgentNotFound
 from agents.integrations.secrets import SecretUnreadable, secret_decrypt, secret_encrypt
 from agents.models import Agent, EventSource, EventSourceKind, IngestedEvent, TaskPriority
 from agents.services import agent_get, task_submit_within
-from config.errors import VigilError
+from config.errors import NameTaken, VigilError
 from governance.actors import Actor
 from governance.services import audit_record
 
@@ -193,9 +193,7 @@ def source_create_within(
                 name=name, kind=kind, agent=agent, secret_token=token, enabled=bool(enabled)
             )
     except IntegrityError:
-        raise InvalidEventSource(
-            f"an event source named {name!r} exists already", fields={"name": "already in use"}
-        ) from None
+        raise NameTaken(f"an event source named {name!r} exists already") from None
     audit_record(
         actor=actor,
         verb="event_source.created",

@@ -41,6 +41,7 @@ from agents.schemas import schema_errors
 from agents.states import task_transition
 from agents.tools import TOOLS
 from config.connection import connection as db_connection
+from config.errors import NameTaken
 from governance import access
 from governance.actors import Actor
 from governance.context import get_correlation_id
@@ -225,7 +226,7 @@ def agent_create_within(
     )
     granted = _tools_for(tools, blueprint)
     if Agent.objects.filter(name=name).exists():
-        raise InvalidAgentConfig(f"an agent named {name!r} exists already", fields={"name": "already in use"})
+        raise NameTaken(f"an agent named {name!r} exists already")
     try:
         with transaction.atomic():
             agent = Agent.objects.create(
@@ -238,7 +239,7 @@ def agent_create_within(
                 description=description,
             )
     except IntegrityError:
-        raise InvalidAgentConfig(f"an agent named {name!r} exists already", fields={"name": "already in use"}) from None
+        raise NameTaken(f"an agent named {name!r} exists already") from None
     agent.tools.set(granted)
     _version_record(agent, user=user, reason="created", before={})
     _creator_scope_extend(agent, user=user)

@@ -53,6 +53,17 @@ class VigilError(Exception):
         return self.detail
 
 
+class NameTaken(VigilError):
+    """A name that must be unique in the tenant is another row's already (409, the field named
+    in ``extra.fields``)."""
+
+    code = "name_taken"
+    status = http.HTTP_409_CONFLICT
+
+    def __init__(self, detail: str, *, field: str = "name", **extra: Any) -> None:
+        super().__init__(detail, fields={field: "already in use"}, **extra)
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, VigilError):
         return Response({"code": exc.code, "detail": exc.detail, "extra": exc.extra}, status=exc.status)

@@ -14,7 +14,7 @@ from django.utils import timezone
 from agents.integrations.egress import EgressRefused, egress_check
 from agents.integrations.secrets import secret_encrypt
 from agents.models import Credential, CredentialKind, Endpoint
-from config.errors import VigilError
+from config.errors import NameTaken, VigilError
 from governance.actors import Actor
 from governance.services import audit_record
 
@@ -99,14 +99,14 @@ def credential_create(*, name: str, kind: str, secret: str, header_name: str = "
     ("user:password") or header (``header_name`` carries the value)."""
     header = credential_check(name=name, kind=kind, header_name=header_name, secret=secret)
     if Credential.objects.filter(name=name).exists():
-        raise _invalid({"name": "already in use"})
+        raise NameTaken(f"a credential named {name!r} exists already")
     try:
         with transaction.atomic():
             credential = Credential.objects.create(
                 name=name, kind=kind, header_name=header, secret=secret_encrypt(secret), created_by=actor.label
             )
     except IntegrityError:
-        raise _invalid({"name": "already in use"}) from None
+        raise NameTaken(f"a credential named {name!r} exists already") from None
     audit_record(
         actor=actor,
         verb="credential.created",
@@ -250,7 +250,7 @@ def endpoint_create(
     if errors:
         raise _invalid(errors)
     if Endpoint.objects.filter(name=name).exists():
-        raise _invalid({"name": "already in use"})
+        raise NameTaken(f"an endpoint named {name!r} exists already")
     taken = _kinds_taken(clean_kinds, but=None) if enabled else {}
     if taken:
         raise _invalid({"kinds": ", ".join(f"{k} goes to {n} already" for k, n in sorted(taken.items()))})

@@ -128,7 +128,8 @@ def test_a_second_agent_with_the_same_name_is_refused(acme: Tenant, alice: Clien
     agent_make(acme, "front-desk")
     before = _stored()
     response = _create(alice, {"name": "front-desk", "blueprint": "ops"})
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert response.json()["code"] == "name_taken"
     assert _fields(response) == {"name": "already in use"}
     assert _stored() == before
     assert Agent.objects.get(name="front-desk").blueprint == "triage"
