@@ -21,9 +21,9 @@ from governance.actors import Actor
 from governance.admin_tokens import ApiTokenAdmin
 from governance.audit_query import audit_filter_parse, audit_visible
 from governance.lockout import LockoutAuthenticationForm
-from governance.models import ApiToken, AuditEvent, SsoProvider
+from governance.models import ApiToken, AuditEvent, SsoIdentity, SsoProvider
 from governance.services import audit_record
-from governance.sso_admin import SsoProviderAdmin
+from governance.sso_admin import SsoIdentityAdmin, SsoProviderAdmin
 
 
 class AccessAdminMixin:
@@ -282,6 +282,7 @@ def register_governance_admin(site: admin.AdminSite, *, tenant: bool = False) ->
     if tenant:
         site.register(ApiToken, ApiTokenAdmin)
         site.register(SsoProvider, SsoProviderAdmin)
+        site.register(SsoIdentity, SsoIdentityAdmin)
         from governance.history_admin import register_role_history  # it builds on this module
 
         register_role_history(site)

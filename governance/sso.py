@@ -151,6 +151,21 @@ def sso_provider_save(
     return provider
 
 
+@transaction.atomic
+def sso_identity_unlink(*, identity: SsoIdentity, actor: Any) -> None:
+    """Forget which Vigil user a person at the provider is: their next sign-in is a first one
+    again (refused while their email is a user's, unless linking is allowed). Audited."""
+    user_id, issuer, subject = identity.user_id, identity.issuer, identity.subject
+    identity.delete()
+    audit_record(
+        actor=actor if isinstance(actor, Actor) else Actor.for_user(actor),
+        verb="sso.identity_unlinked",
+        target_type="user",
+        target_id=user_id,
+        data={"issuer": issuer, "sub": subject},
+    )
+
+
 # ------------------------------------------------------------------ the provider over HTTP
 @dataclass(frozen=True)
 class _Answer:

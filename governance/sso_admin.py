@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib import admin
 from django.http import HttpRequest
 
 from config.egress import EgressRefused, egress_check
 from config.errors import VigilError
 from governance.access import Capability
 from governance.history_admin import GovernedHistoryAdmin
-from governance.models import SsoProvider
+from governance.models import SsoIdentity, SsoProvider
 from governance.sso import WHAT, SsoInvalid, _mapping_check
 
 
@@ -120,3 +121,45 @@ class SsoProviderAdmin(GovernedHistoryAdmin):
 
             messages.error(request, f"Not saved: {'; '.join(exc.messages)}")
             return HttpResponseRedirect(request.get_full_path())
+
+
+class SsoIdentityAdmin(admin.ModelAdmin):
+    """Who is who at the provider (issuer and subject → user), for admins: read-only; deleting
+    one unlinks it (governance.sso.sso_identity_unlink, audited), so that the person's next
+    sign-in is a first one again."""
+
+    list_display = ["subject", "user", "email", "issuer", "created_at", "last_sign_in_at"]
+    list_select_related = ["user"]
+    search_fields = ["subject", "email", "user__username"]
+    readonly_fields = ("user", "provider", "issuer", "subject", "email", "created_at", "last_sign_in_at")
+    fields = readonly_fields
+
+    def _admin(self, request: HttpRequest) -> bool:
+        from governance import access
+
+        return access.user_may(request.user, Capability.MANAGE_USERS)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._admin(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._admin(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._admin(request)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one by one, each audited
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: SsoIdentity) -> None:
+        from governance.sso import sso_identity_unlink
+
+        sso_identity_unlink(identity=obj, actor=request.user)

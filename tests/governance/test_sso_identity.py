@@ -261,3 +261,26 @@ def test_the_migration_binds_the_users_single_sign_on_created_before(provider: S
     assert not SsoIdentity.objects.filter(user=never).exists()
     assert sso_user(provider, {"sub": "m1", "email": "renamed@acme.example"}, via="api") == made
     assert sso_user(provider, {"sub": "m2", "email": "m2@acme.example"}, via="api") == local
+
+
+def test_an_admin_unlinks_an_identity_in_the_admin_and_the_next_sign_in_is_a_first_one(
+    acme: Tenant, provider: SsoProvider
+) -> None:
+    person = sso_user(provider, {"sub": "u1", "email": "u1@acme.example"}, via="login")
+    identity = SsoIdentity.objects.get(subject="u1")
+    before = chain_head()[0]
+    alice = Client(HTTP_HOST="acme.localhost")
+    alice.force_login(User.objects.get(username=ALICE), backend="django.contrib.auth.backends.ModelBackend")
+
+    listed = alice.get("/admin/governance/ssoidentity/")
+    assert listed.status_code == 200 and b"u1@acme.example" in listed.content
+    connection.set_tenant(acme)
+    unlinked = alice.post(f"/admin/governance/ssoidentity/{identity.pk}/delete/", {"post": "yes"})
+    assert unlinked.status_code == 302
+    connection.set_tenant(acme)
+    assert not SsoIdentity.objects.filter(pk=identity.pk).exists()
+    [event] = [e for e in events_after(before) if e.verb == "sso.identity_unlinked"]
+    assert (event.target_id, event.data) == (str(person.pk), {"issuer": provider.issuer, "sub": "u1"})
+    # The person's email is a user's, and linking is off: the next sign-in is refused.
+    with pytest.raises(SsoError):
+        sso_user(provider, {"sub": "u1", "email": "u1@acme.example"}, via="login")
